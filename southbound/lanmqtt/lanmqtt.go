@@ -1,0 +1,2 @@
+// Package lanmqtt is a southbound adapter.
+package lanmqtt

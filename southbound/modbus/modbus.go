@@ -1,0 +1,2 @@
+// Package modbus is a southbound adapter.
+package modbus

@@ -1,0 +1,2 @@
+// Package serial is a southbound adapter.
+package serial

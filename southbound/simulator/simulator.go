@@ -1,0 +1,2 @@
+// Package simulator is a southbound adapter.
+package simulator

@@ -1,0 +1,67 @@
+// Package southbound holds the contracts between the gateway and the
+// adapters that talk to local devices. Each adapter lives in a sub-package
+// (lanmqtt, modbus, serial, simulator) and sees only these contracts: it
+// never imports the buffer or northbound.
+//
+// An adapter is built from its typed Config by its constructor, which does no
+// I/O. The gateway then calls Run once, in a goroutine it owns, and cancels
+// the context to stop it.
+package southbound
+
+import (
+	"context"
+	"errors"
+
+	"github.com/edgegw/edgegw"
+)
+
+// Uplink is the road up, implemented by the gateway (mapping then buffer).
+//
+// Submit is called by adapters, from any number of goroutines at once. It
+// returns nil only when every message derived from r is durable on disk: an
+// adapter may then acknowledge its device (a LAN PUBACK, for instance).
+//
+// An error wrapping ErrRejected means the reading itself is unacceptable
+// (say a LAN message for an identity this gateway does not own, or larger
+// than the hub accepts); retrying cannot help, so the adapter drops it and
+// counts it. Any other error means it was not stored (disk full, I/O error,
+// gateway stopping): the adapter must not acknowledge it, and a LAN client
+// should retry; a poller drops the reading and counts it. Submit blocks at
+// most until ctx ends.
+type Uplink interface {
+	Submit(ctx context.Context, r edgegw.Reading) error
+}
+
+// Adapter is one southbound adapter instance.
+//
+// Run connects to the devices, polls or serves them, hands readings to up,
+// and keeps doing so through device failures (reconnecting with back-off,
+// counting errors) until ctx ends; then it releases every socket, port and
+// goroutine it started and returns. It returns a non-nil error only when it
+// cannot work at all (a listen address in use, a serial device missing at
+// start when so configured); the gateway then stops. Run is called once.
+type Adapter interface {
+	Run(ctx context.Context, up Uplink) error
+}
+
+// Executor is the optional capability of an adapter that can act on devices:
+// write a point, send a frame, publish to the LAN.
+//
+// Execute is called by the gateway's downlink road only with actions that
+// mapping has validated, possibly from several goroutines; the adapter
+// serialises access to each bus itself. It returns when the action is done
+// (and verified, where configured) or has failed: ErrUnknownTarget when the
+// device or point does not exist in this adapter, ErrUnavailable when the
+// device is not connected, or an error from the device (a Modbus exception,
+// a timeout). It blocks at most until ctx ends. Execute may be called before
+// Run has connected; it then fails with ErrUnavailable.
+type Executor interface {
+	Execute(ctx context.Context, a edgegw.Action) error
+}
+
+// Errors that adapters and the uplink wrap.
+var (
+	ErrRejected      = errors.New("rejected")
+	ErrUnknownTarget = errors.New("unknown device or point")
+	ErrUnavailable   = errors.New("device unavailable")
+)
