@@ -33,3 +33,11 @@ type Reading struct {
 type Property struct {
 	Key, Value string
 }
+
+// PointInfo describes one configured point of one adapter's device, so that
+// mapping rules can be checked against what the adapters provide.
+type PointInfo struct {
+	Adapter, Device, Point string
+	Kind                   Kind // the value's kind after decoding
+	Writable               bool // the adapter can write it
+}

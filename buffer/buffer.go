@@ -13,3 +13,19 @@
 package buffer
 
 // (API stub: the buffer issue fills this package in.)
+
+import "time"
+
+// Entry is one record to append to a stream.
+type Entry struct {
+	Stream string // the identity's stream name (the DeviceID)
+	Data   []byte // opaque bytes (an edgegw.Message in binary form)
+	Alarm  bool   // kept longer than telemetry when retention must drop
+}
+
+// Record is one stored entry as Read returns it.
+type Record struct {
+	Seq  uint64    // position in its stream, increasing from 1, never reused
+	Data []byte    // owned by the caller
+	Time time.Time // when it was appended
+}
