@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and a fresh Debian machine lacks:
+# mosquitto (generic upstream broker) and mosquitto-clients, socat (pty pairs
+# for serial and Modbus RTU), gcc with libmodbus-dev (a third-party RTU slave),
+# and the official Azure IoT Node SDKs that check hubsim. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+dpkg -s libmodbus-dev >/dev/null 2>&1 || need+=(libmodbus-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing Debian packages: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+if [ -f hubsim/sdktest/package.json ]; then
+  if [ ! -d hubsim/sdktest/node_modules ] || [ hubsim/sdktest/package-lock.json -nt hubsim/sdktest/node_modules ]; then
+    echo "deps: installing the Azure IoT Node SDKs (npm ci)"
+    npm ci --prefix hubsim/sdktest --no-audit --no-fund --loglevel=error
+  fi
+fi
