@@ -1,0 +1,131 @@
+// Command edgegw is the edge gateway: it runs a config, checks one, prints
+// a SAS token for an identity, or prints its version.
+//
+// Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/edgegw/edgegw/configs"
+	"github.com/edgegw/edgegw/gateway"
+)
+
+var version = "" // set with -ldflags "-X main.version=v1.2.3"
+
+const usage = `usage: edgegw [command] [flags]
+
+commands:
+  run [-config FILE]        run the gateway (default command; without -config,
+                            the embedded quickstart config with a local hub emulator)
+  check -config FILE        decode and validate a config file, then exit
+  sas-token -config FILE -identity ID [-ttl 1h]
+                            print a SAS token for an identity (for mosquitto_pub tests)
+  version                   print the version
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("edgegw "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	configPath := fs.String("config", "", "config file (YAML)")
+	identityID := fs.String("identity", "", "identity id (sas-token)")
+	ttl := fs.Duration("ttl", 0, "token lifetime (sas-token; default 1h)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "edgegw %s: unexpected argument %q\n%s", cmd, fs.Arg(0), usage)
+		return 2
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "edgegw", versionString())
+		return 0
+	case "check", "run", "sas-token":
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "edgegw: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+	if *configPath == "" && cmd != "run" {
+		fmt.Fprintf(stderr, "edgegw %s: -config is required\n", cmd)
+		return 2
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	switch cmd {
+	case "check":
+		fmt.Fprintf(stdout, "%s: ok (%d identities, %d adapters)\n", *configPath, len(cfg.Identities), len(cfg.Southbound))
+		return 0
+	case "sas-token":
+		return printSASToken(cfg, *identityID, *ttl, stdout, stderr)
+	}
+
+	log := newLogger(cfg.Log, stderr)
+	gw, err := gateway.New(cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "edgegw:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if *configPath == "" {
+		go printQuickstart(ctx, gw, stdout) // ends with ctx; prints once ready
+	}
+	if err := gw.Run(ctx); err != nil {
+		log.Error("gateway stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// loadConfig loads path, or the embedded quickstart config when path is "".
+func loadConfig(path string) (*gateway.Config, error) {
+	if path == "" {
+		return gateway.Parse("quickstart.yaml (embedded)", configs.Quickstart)
+	}
+	return gateway.LoadFile(path)
+}
+
+func newLogger(c gateway.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by the config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+var errNoIdentity = errors.New("no such identity")

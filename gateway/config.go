@@ -1,0 +1,258 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/buffer"
+	"github.com/edgegw/edgegw/identity"
+	"github.com/edgegw/edgegw/mapping"
+	"github.com/edgegw/edgegw/northbound"
+	"github.com/edgegw/edgegw/southbound/lanmqtt"
+	"github.com/edgegw/edgegw/southbound/modbus"
+	"github.com/edgegw/edgegw/southbound/serial"
+	"github.com/edgegw/edgegw/southbound/simulator"
+)
+
+var reflectTypeOfConfig = reflect.TypeFor[Config]()
+
+// Config is the whole gateway configuration: one YAML file. See
+// configs/reference.yaml for every key with its default.
+type Config struct {
+	Log        LogConfig          `yaml:"log"`
+	StateDir   string             `yaml:"state_dir"`  // default $STATE_DIRECTORY, else /var/lib/edgegw
+	Buffer     buffer.Config      `yaml:"buffer"`     // buffer.dir defaults to <state_dir>/queue
+	Hub        northbound.Config  `yaml:"hub"`        // the upstream hub
+	Identities []identity.Config  `yaml:"identities"` // who the gateway speaks for at the hub
+	Southbound []SouthboundConfig `yaml:"southbound"` // local device adapters
+	Mapping    mapping.Config     `yaml:"mapping"`    // readings up, commands down
+	Hubsim     *HubsimConfig      `yaml:"hubsim"`     // an embedded hub emulator, for demos
+}
+
+// LogConfig sets up logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// SouthboundConfig is one adapter instance: a name and exactly one kind.
+type SouthboundConfig struct {
+	Name      string            `yaml:"name"`
+	LANMQTT   *lanmqtt.Config   `yaml:"lanmqtt"`
+	Modbus    *modbus.Config    `yaml:"modbus"`
+	Serial    *serial.Config    `yaml:"serial"`
+	Simulator *simulator.Config `yaml:"simulator"`
+}
+
+// HubsimConfig runs the hub emulator inside the gateway process, so the
+// quickstart shows data flowing without a cloud account. When enabled, the
+// hub section's host, port and CA are taken from the emulator, and each
+// identity without a key is registered with a generated one.
+type HubsimConfig struct {
+	Enabled  bool   `yaml:"enabled"`
+	MQTTAddr string `yaml:"mqtt_listen"` // default 127.0.0.1:8883
+	HTTPAddr string `yaml:"http_listen"` // default 127.0.0.1:8443
+}
+
+// ConfigError is a configuration that cannot be used: it names the file and,
+// for each problem, the path and the reason. The binary exits 2 on it.
+type ConfigError struct {
+	File string
+	Err  error // one or more (joined) edgegw.FieldErrors or decoding errors
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	for i, err := range flatten(e.Err) {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.File + ": " + err.Error())
+	}
+	return b.String()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// LoadFile reads, decodes, defaults and validates the config file at path.
+// It does no other I/O. Every problem is reported in one *ConfigError.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Err: fmt.Errorf("cannot read: %w", err)}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data (named name in errors) strictly, applies defaults and
+// validates the result.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &ConfigError{File: name, Err: errors.New(strings.TrimPrefix(err.Error(), "yaml: "))}
+	}
+	lines := map[int]string{}
+	if errs := walkNode(&root, reflectTypeOfConfig, "", lines); len(errs) > 0 {
+		return nil, &ConfigError{File: name, Err: errors.Join(errs...)}
+	}
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && err != io.EOF {
+		return nil, &ConfigError{File: name, Err: typeErrors(err, lines)}
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, &ConfigError{File: name, Err: err}
+	}
+	return &cfg, nil
+}
+
+// SetDefaults fills every unset field; it is the only place defaults are
+// decided (each room's SetDefaults for its own section).
+func (c *Config) SetDefaults() {
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.StateDir == "" {
+		c.StateDir = os.Getenv("STATE_DIRECTORY")
+		if i := strings.IndexByte(c.StateDir, ':'); i >= 0 { // systemd may list several
+			c.StateDir = c.StateDir[:i]
+		}
+		if c.StateDir == "" {
+			c.StateDir = "/var/lib/edgegw"
+		}
+	}
+	if c.Buffer.Dir == "" {
+		c.Buffer.Dir = c.StateDir + "/queue"
+	}
+	c.Buffer.SetDefaults()
+	if c.Hubsim != nil && c.Hubsim.Enabled {
+		if c.Hubsim.MQTTAddr == "" {
+			c.Hubsim.MQTTAddr = "127.0.0.1:8883"
+		}
+		if c.Hubsim.HTTPAddr == "" {
+			c.Hubsim.HTTPAddr = "127.0.0.1:8443"
+		}
+		if c.Hub.Host == "" {
+			c.Hub.Host = "localhost"
+		}
+	}
+	c.Hub.SetDefaults()
+	for i := range c.Southbound {
+		if s := c.Southbound[i]; s.LANMQTT != nil {
+			s.LANMQTT.SetDefaults()
+		} else if s.Modbus != nil {
+			s.Modbus.SetDefaults()
+		} else if s.Serial != nil {
+			s.Serial.SetDefaults()
+		} else if s.Simulator != nil {
+			s.Simulator.SetDefaults()
+		}
+	}
+	c.Mapping.SetDefaults()
+}
+
+// Validate checks every section and the references between them.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(prefix string, err error) {
+		if err != nil {
+			errs = append(errs, edgegw.PrefixErrors(prefix, err))
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", fmt.Errorf("must be debug, info, warn or error (got %q)", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format", fmt.Errorf("must be text or json (got %q)", c.Log.Format))
+	}
+	add("buffer", c.Buffer.Validate())
+	add("hub", c.Hub.Validate())
+	if len(c.Identities) == 0 {
+		add("identities", errors.New("must list at least one identity"))
+	}
+	embedded := c.Hubsim != nil && c.Hubsim.Enabled
+	ids := map[string]int{}
+	for i := range c.Identities {
+		p := "identities[" + strconv.Itoa(i) + "]"
+		id := &c.Identities[i]
+		if embedded && id.Key == "" && id.KeyFile == "" && id.CertFile == "" {
+			// The embedded hub registers it and hands out the key at start.
+		} else {
+			add(p, id.Validate())
+		}
+		if j, dup := ids[id.ID]; dup && id.ID != "" {
+			add(p+".id", fmt.Errorf("%q is already used by identities[%d]", id.ID, j))
+		}
+		ids[id.ID] = i
+	}
+	names := map[string]int{}
+	var points []edgegw.PointInfo
+	for i, s := range c.Southbound {
+		p := "southbound[" + strconv.Itoa(i) + "]"
+		if s.Name == "" {
+			add(p+".name", errors.New("must be set"))
+		} else if j, dup := names[s.Name]; dup {
+			add(p+".name", fmt.Errorf("%q is already used by southbound[%d]", s.Name, j))
+		}
+		names[s.Name] = i
+		kinds := 0
+		if s.LANMQTT != nil {
+			kinds++
+			add(p+".lanmqtt", s.LANMQTT.Validate())
+			points = append(points, s.LANMQTT.Points(s.Name)...)
+		}
+		if s.Modbus != nil {
+			kinds++
+			add(p+".modbus", s.Modbus.Validate())
+			points = append(points, s.Modbus.Points(s.Name)...)
+		}
+		if s.Serial != nil {
+			kinds++
+			add(p+".serial", s.Serial.Validate())
+			points = append(points, s.Serial.Points(s.Name)...)
+		}
+		if s.Simulator != nil {
+			kinds++
+			add(p+".simulator", s.Simulator.Validate())
+			points = append(points, s.Simulator.Points(s.Name)...)
+		}
+		if kinds != 1 {
+			add(p, fmt.Errorf("must set exactly one of lanmqtt, modbus, serial, simulator (got %d)", kinds))
+		}
+	}
+	if err := c.Mapping.Validate(); err != nil {
+		add("mapping", err)
+	} else {
+		add("mapping", c.Mapping.Check(points))
+	}
+	return errors.Join(errs...)
+}

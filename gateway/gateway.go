@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/buffer"
+	"github.com/edgegw/edgegw/hubsim"
+	"github.com/edgegw/edgegw/mapping"
+	"github.com/edgegw/edgegw/northbound"
+	"github.com/edgegw/edgegw/southbound"
+	"github.com/edgegw/edgegw/southbound/lanmqtt"
+	"github.com/edgegw/edgegw/southbound/modbus"
+	"github.com/edgegw/edgegw/southbound/serial"
+	"github.com/edgegw/edgegw/southbound/simulator"
+)
+
+// Gateway is one configured gateway. Build it with New, then call Run once.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	adapters []namedAdapter
+
+	ready    chan struct{}
+	mu       sync.Mutex
+	hub      *hubsim.Hub // the embedded emulator, when enabled
+	pool     *northbound.Pool
+	queue    *buffer.Queue
+	notifier notifier
+}
+
+type namedAdapter struct {
+	name string
+	southbound.Adapter
+}
+
+// New builds the gateway's adapters from a validated config. It does no I/O.
+func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{cfg: *cfg, log: log, ready: make(chan struct{})}
+	for _, s := range cfg.Southbound {
+		alog := log.With("adapter", s.Name)
+		var (
+			a   southbound.Adapter
+			err error
+		)
+		switch {
+		case s.LANMQTT != nil:
+			a, err = lanmqtt.New(s.Name, *s.LANMQTT, alog)
+		case s.Modbus != nil:
+			a, err = modbus.New(s.Name, *s.Modbus, alog)
+		case s.Serial != nil:
+			a, err = serial.New(s.Name, *s.Serial, alog)
+		case s.Simulator != nil:
+			a, err = simulator.New(s.Name, *s.Simulator, alog)
+		default:
+			err = errors.New("no adapter kind set")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("southbound %s: %w", s.Name, err)
+		}
+		g.adapters = append(g.adapters, namedAdapter{s.Name, a})
+	}
+	return g, nil
+}
+
+// Ready is closed once every room has started.
+func (g *Gateway) Ready() <-chan struct{} { return g.ready }
+
+// Hub returns the embedded hub emulator, or nil when none is configured.
+// It is set once Ready is closed.
+func (g *Gateway) Hub() *hubsim.Hub {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.hub
+}
+
+// Adapter returns the adapter named name, or nil.
+func (g *Gateway) Adapter(name string) southbound.Adapter {
+	for _, a := range g.adapters {
+		if a.name == name {
+			return a.Adapter
+		}
+	}
+	return nil
+}
+
+// Run starts the rooms in order, runs until ctx ends or a room fails, then
+// stops them in reverse order. It returns nil after a clean stop on ctx.
+func (g *Gateway) Run(ctx context.Context) error {
+	cfg := g.cfg
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
+	if cfg.Hubsim != nil && cfg.Hubsim.Enabled {
+		if err := g.startHub(hubCtx, &cfg); err != nil {
+			return err
+		}
+		defer g.hub.Close()
+	}
+
+	q, err := buffer.Open(cfg.Buffer, g.log.With("room", "buffer"))
+	if err != nil {
+		return fmt.Errorf("buffer: %w", err)
+	}
+	defer q.Close()
+
+	ids := make([]edgegw.DeviceID, len(cfg.Identities))
+	for i, id := range cfg.Identities {
+		ids[i] = edgegw.DeviceID(id.ID)
+	}
+	mapper, err := mapping.New(cfg.Mapping, ids)
+	if err != nil {
+		return fmt.Errorf("mapping: %w", err)
+	}
+	executors := map[string]southbound.Executor{}
+	for _, a := range g.adapters {
+		if ex, ok := a.Adapter.(southbound.Executor); ok {
+			executors[a.name] = ex
+		}
+	}
+	down := &downlink{mapper: mapper, queue: q, executors: executors, log: g.log}
+	pool, err := northbound.New(cfg.Hub, cfg.Identities, q, down, g.log.With("room", "northbound"))
+	if err != nil {
+		return fmt.Errorf("northbound: %w", err)
+	}
+	g.mu.Lock()
+	g.pool, g.queue = pool, q
+	g.mu.Unlock()
+
+	// Northbound and the adapters run under their own contexts so that the
+	// stop order is ours, not the order in which goroutines notice ctx.
+	nbCtx, stopNB := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopNB()
+	sbCtx, stopSB := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSB()
+	failed := make(chan error, 1+len(g.adapters))
+
+	var nbWG, sbWG sync.WaitGroup
+	nbWG.Go(func() {
+		if err := pool.Run(nbCtx); err != nil {
+			failed <- fmt.Errorf("northbound: %w", err)
+		}
+	})
+	up := &uplink{mapper: mapper, queue: q, log: g.log}
+	for _, a := range g.adapters {
+		sbWG.Go(func() {
+			if err := a.Run(sbCtx, up); err != nil {
+				failed <- fmt.Errorf("southbound %s: %w", a.name, err)
+			}
+		})
+	}
+	close(g.ready)
+	g.notifier.ready(g.log)
+	g.log.Info("gateway running", "identities", len(cfg.Identities), "adapters", len(g.adapters), "queue", cfg.Buffer.Dir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-failed:
+	}
+	g.notifier.stopping()
+	g.log.Info("stopping: adapters, then northbound, then the buffer")
+	stopSB()
+	sbWG.Wait()
+	stopNB()
+	nbWG.Wait()
+	return runErr
+}
+
+// startHub starts the embedded hub emulator and points the hub config and
+// keyless identities at it.
+func (g *Gateway) startHub(ctx context.Context, cfg *Config) error {
+	h := &hubsim.Hub{
+		HostName: cfg.Hub.Host,
+		MQTTAddr: cfg.Hubsim.MQTTAddr,
+		HTTPAddr: cfg.Hubsim.HTTPAddr,
+		DataDir:  cfg.StateDir + "/hubsim",
+		Logger:   g.log.With("room", "hubsim"),
+		OnTelemetry: func(t hubsim.Telemetry) {
+			g.log.Info("hub received telemetry", "device", t.DeviceID, "body", string(t.Body))
+		},
+	}
+	if err := h.Start(ctx); err != nil {
+		return fmt.Errorf("embedded hub: %w", err)
+	}
+	for i := range cfg.Identities {
+		id := &cfg.Identities[i]
+		if id.Key != "" || id.KeyFile != "" || id.CertFile != "" {
+			continue
+		}
+		dev, err := h.CreateDevice(id.ID)
+		if err != nil {
+			h.Close()
+			return fmt.Errorf("embedded hub: register %s: %w", id.ID, err)
+		}
+		id.Key = edgegw.Secret(dev.PrimaryKey)
+	}
+	cfg.Hub.RootCAs = h.CACertPool()
+	cfg.Hub.Port = portOf(h.MQTTAddress())
+	g.mu.Lock()
+	g.hub = h
+	g.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/buffer"
+	"github.com/edgegw/edgegw/mapping"
+	"github.com/edgegw/edgegw/northbound"
+	"github.com/edgegw/edgegw/southbound"
+)
+
+// uplink is the road up: readings become messages, made durable.
+type uplink struct {
+	mapper *mapping.Mapper
+	queue  *buffer.Queue
+	log    *slog.Logger
+}
+
+var _ southbound.Uplink = (*uplink)(nil)
+
+// Submit maps r and appends the messages in one durable batch. Readings no
+// rule routes, and messages too large for the hub, are rejected: retrying
+// cannot help.
+func (u *uplink) Submit(ctx context.Context, r edgegw.Reading) error {
+	msgs, err := u.mapper.Up(r)
+	if err != nil {
+		return fmt.Errorf("%w: %w", southbound.ErrRejected, err)
+	}
+	if len(msgs) == 0 {
+		return nil // nothing changed beyond the deadband
+	}
+	entries := make([]buffer.Entry, 0, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		if err := northbound.CheckSize(m); err != nil {
+			return fmt.Errorf("%w: %s/%s: %w", southbound.ErrRejected, r.Adapter, r.Device, err)
+		}
+		data, _ := m.MarshalBinary()
+		entries = append(entries, buffer.Entry{Stream: string(m.Identity), Data: data, Alarm: m.Alarm})
+	}
+	return u.queue.Append(ctx, entries...)
+}
+
+// downlink is the road down: commands become validated device actions,
+// executed in order; the outcome goes back as a result and, for desired
+// properties, as a durable reported-properties acknowledgement.
+type downlink struct {
+	mapper    *mapping.Mapper
+	queue     *buffer.Queue
+	executors map[string]southbound.Executor // by adapter name
+	log       *slog.Logger
+}
+
+var _ northbound.Downlink = (*downlink)(nil)
+
+// errNotRun marks actions skipped after an earlier action of the same
+// command failed.
+var errNotRun = errors.New("not run: an earlier action failed")
+
+func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
+	plan := d.mapper.Down(cmd)
+	errs := make([]error, len(plan.Actions))
+	failed := false
+	for i, a := range plan.Actions {
+		if failed {
+			errs[i] = errNotRun
+			continue
+		}
+		ex, ok := d.executors[a.Adapter]
+		if !ok {
+			errs[i] = fmt.Errorf("adapter %q cannot execute actions: %w", a.Adapter, southbound.ErrUnknownTarget)
+		} else {
+			errs[i] = ex.Execute(ctx, a)
+		}
+		if errs[i] != nil {
+			failed = true
+			d.log.Warn("command action failed", "identity", cmd.Identity, "command", cmd.Kind, "action", a.String(), "err", errs[i])
+		}
+	}
+	res, reported := d.mapper.Complete(plan, errs)
+	if reported != nil {
+		data, _ := reported.MarshalBinary()
+		if err := d.queue.Append(ctx, buffer.Entry{Stream: string(reported.Identity), Data: data}); err != nil {
+			d.log.Error("cannot queue reported acknowledgement", "identity", reported.Identity, "err", err)
+		}
+	}
+	return res
+}
