@@ -1,0 +1,174 @@
+package mapping
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/edgegw/edgegw"
+)
+
+// Down validates cmd and plans the actions it asks for. The plan is never
+// nil. When any part of the command is invalid, Rejected holds the status
+// and the plan has no actions:
+//
+//   - a method no rule names: unknown_method_status (default 501);
+//   - a payload that is not JSON, not an object, has a field of the wrong
+//     type, a value outside the point's or parameter's min/max, a missing
+//     required field or an unknown one: 400;
+//   - a desired property naming a point that is not writable, or whose
+//     value is of the wrong type or out of range: 400 (then no property of
+//     that patch is written, and every one is acknowledged with ac 400);
+//   - a C2D message whose topic template needs a missing property: 400.
+//
+// Desired properties that name no point of the identity are acknowledged
+// with ac 404 and do not block the others; keys starting with '$' and null
+// values (deletions) are ignored. A C2D message for an identity without a
+// c2d rule, or with an ignore rule, gives an empty plan with a Note;
+// Complete then answers 200.
+func (m *Mapper) Down(cmd edgegw.Command) *Plan {
+	p := &Plan{Command: cmd}
+	switch cmd.Kind {
+	case edgegw.Method:
+		m.downMethod(p)
+	case edgegw.Desired:
+		m.downDesired(p)
+	case edgegw.C2D:
+		m.downC2D(p)
+	default:
+		p.reject(400, fmt.Sprintf("unknown command kind %s", cmd.Kind))
+	}
+	if p.Rejected != nil {
+		p.Actions = nil
+	}
+	return p
+}
+
+func (p *Plan) reject(status int, msg string) {
+	var o obj
+	o.val("error", msg)
+	p.Rejected = &edgegw.Result{Status: status, Payload: o.bytes()}
+}
+
+func (m *Mapper) downMethod(p *Plan) {
+	cmd := &p.Command
+	mt := m.t.methods[cmd.Identity][cmd.Name]
+	if mt == nil {
+		var known []string
+		for n := range m.t.methods[cmd.Identity] {
+			known = append(known, n)
+		}
+		sort.Strings(known)
+		have := strings.Join(known, ", ")
+		if have == "" {
+			have = "none"
+		}
+		p.reject(m.t.unknown, fmt.Sprintf("unknown method %q for %s (methods: %s)", cmd.Name, cmd.Identity, have))
+		return
+	}
+	p.method = mt
+	vals, err := parseParams(mt.params, cmd.Payload)
+	if err != nil {
+		p.reject(400, err.Error())
+		return
+	}
+	e := &env{params: vals, identity: string(cmd.Identity), method: cmd.Name, payload: cmd.Payload}
+	var errs []string
+	for i, a := range mt.actions {
+		act, skip, err := a.build(e)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("actions[%d]: %v", i, err))
+			continue
+		}
+		if !skip {
+			p.Actions = append(p.Actions, act)
+		}
+	}
+	if len(errs) > 0 {
+		p.reject(400, strings.Join(errs, "; "))
+	}
+}
+
+// build makes the action for one method call. skip is true for a write
+// from an optional parameter the payload left out.
+func (a *action) build(e *env) (act edgegw.Action, skip bool, err error) {
+	act = edgegw.Action{Adapter: a.adapter, Device: a.device, Kind: a.kind}
+	switch a.kind {
+	case edgegw.WritePoint:
+		v := a.value
+		if a.param != nil {
+			var ok bool
+			if v, ok = e.params[a.param.name]; !ok {
+				return act, true, nil
+			}
+		}
+		if v, err = a.point.lim.coerce(v); err != nil {
+			return act, false, fmt.Errorf("point %s: %v", a.point.name, err)
+		}
+		act.Point, act.Value = a.point.name, v
+	case edgegw.SendFrame:
+		if act.Payload, err = a.frame.expand(e); err != nil {
+			return act, false, err
+		}
+	case edgegw.PublishLAN:
+		topic, err := a.topic.expand(e)
+		if err != nil {
+			return act, false, fmt.Errorf("topic: %v", err)
+		}
+		if err := checkTopic(topic); err != nil {
+			return act, false, err
+		}
+		act.Topic = string(topic)
+		if a.whole {
+			act.Payload = append([]byte(nil), e.payload...)
+		} else if act.Payload, err = a.frame.expand(e); err != nil {
+			return act, false, fmt.Errorf("payload: %v", err)
+		}
+	}
+	return act, false, nil
+}
+
+// checkTopic refuses topics a publish cannot use.
+func checkTopic(t []byte) error {
+	s := string(t)
+	switch {
+	case s == "":
+		return errors.New("topic: empty")
+	case strings.ContainsAny(s, "+#\x00"):
+		return fmt.Errorf("topic %q: wildcards and NUL are not allowed", s)
+	case strings.HasPrefix(s, "$"):
+		return fmt.Errorf("topic %q: must not start with '$'", s)
+	case hasControl(s):
+		return fmt.Errorf("topic %q: control character", s)
+	}
+	return nil
+}
+
+func (m *Mapper) downC2D(p *Plan) {
+	cmd := &p.Command
+	r := m.t.c2d[cmd.Identity]
+	switch {
+	case r == nil:
+		p.Note = fmt.Sprintf("no c2d rule for identity %s: acknowledged only", cmd.Identity)
+		return
+	case r.kind == 0:
+		p.Note = fmt.Sprintf("c2d rule for identity %s: ignored", cmd.Identity)
+		return
+	}
+	act := edgegw.Action{Adapter: r.adapter, Device: r.device, Kind: r.kind,
+		Payload: append([]byte(nil), cmd.Payload...)}
+	if r.kind == edgegw.PublishLAN {
+		e := &env{identity: string(cmd.Identity), props: cmd.Props}
+		topic, err := r.topic.expand(e)
+		if err == nil {
+			err = checkTopic(topic)
+		}
+		if err != nil {
+			p.reject(400, fmt.Sprintf("c2d topic: %v", err))
+			return
+		}
+		act.Topic = string(topic)
+	}
+	p.Actions = []edgegw.Action{act}
+}

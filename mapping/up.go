@@ -1,0 +1,313 @@
+package mapping
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/edgegw/edgegw"
+)
+
+// Up maps one reading to the messages to store: for point values, at most
+// one telemetry message (the points that are due, in reading order) and at
+// most one reported-property patch for the rule's identity; for a ready
+// message, that message routed to its identity. It returns no messages and
+// no error when every point is suppressed by its deadband. The error wraps
+// ErrNoRoute when no rule routes the reading.
+//
+// Change-of-value state advances when Up returns a point: if the gateway
+// fails to store the message, the point is sent again on its next change or
+// after max_silence.
+func (m *Mapper) Up(r edgegw.Reading) ([]edgegw.Message, error) {
+	if r.Message != nil {
+		return m.upMessage(r)
+	}
+	rule := m.t.devices[devKey{r.Adapter, r.Device}]
+	if rule == nil {
+		return nil, fmt.Errorf("mapping: reading from %s/%s: %w: no device rule", r.Adapter, r.Device, ErrNoRoute)
+	}
+	if r.Time.IsZero() {
+		return nil, fmt.Errorf("mapping: reading from %s/%s has no time", r.Adapter, r.Device)
+	}
+	var tel, rep []sel
+	alarm := false
+	seen := make(map[string]bool, len(r.Points))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, pt := range r.Points {
+		if seen[pt.Name] || !pt.Value.IsValid() {
+			continue
+		}
+		seen[pt.Name] = true
+		p := rule.points[pt.Name]
+		field := pt.Name
+		if p == nil {
+			if p = rule.unlisted; p == nil {
+				continue
+			}
+		} else {
+			field = p.field
+		}
+		al := p.inAlarm(pt.Value)
+		if p.telemetry && m.due(covKey{r.Adapter, r.Device, pt.Name, false}, p, pt.Value, r.Time, al) {
+			tel = append(tel, sel{field: field, pt: pt})
+			alarm = alarm || al
+		}
+		if p.property && m.due(covKey{r.Adapter, r.Device, pt.Name, true}, p, pt.Value, r.Time, al) {
+			rep = append(rep, sel{field: field, pt: pt, p: p})
+		}
+	}
+	var out []edgegw.Message
+	if len(tel) > 0 {
+		out = append(out, edgegw.Message{
+			Identity:        rule.identity,
+			Kind:            edgegw.Telemetry,
+			Body:            telemetryBody(&rule.cfg.Body, r, tel),
+			ContentType:     rule.cfg.Body.ContentType,
+			ContentEncoding: rule.cfg.Body.ContentEncoding,
+			Created:         r.Time,
+			Alarm:           alarm,
+			Properties:      append([]edgegw.Property(nil), rule.props...),
+		})
+	}
+	if len(rep) > 0 {
+		out = append(out, edgegw.Message{
+			Identity:        rule.identity,
+			Kind:            edgegw.Reported,
+			Body:            m.reportedBody(rule.identity, rep),
+			ContentType:     DefaultContentType,
+			ContentEncoding: DefaultContentEncoding,
+			Created:         r.Time,
+		})
+	}
+	return out, nil
+}
+
+// sel is one point value selected for a message.
+type sel struct {
+	field string
+	pt    edgegw.Point
+	p     *point
+}
+
+// due reports whether the value must be sent, and if so records it as sent.
+// Without a deadband every reading is due. With one, a value is due when it
+// is the first, moved more than the deadband from the last value sent,
+// entered or left alarm, or max_silence has passed since the last send.
+func (m *Mapper) due(k covKey, p *point, v edgegw.Value, at time.Time, alarm bool) bool {
+	if p.deadband == nil {
+		return true
+	}
+	prev, ok := m.cov[k]
+	send := !ok || alarm != prev.alarm || at.Before(prev.at) ||
+		(p.maxSilence > 0 && at.Sub(prev.at) >= p.maxSilence) ||
+		changed(prev.value, v, *p.deadband)
+	if send {
+		m.cov[k] = covState{value: v, at: at, alarm: alarm}
+	}
+	return send
+}
+
+// changed compares numbers by deadband and everything else by equality.
+func changed(a, b edgegw.Value, deadband float64) bool {
+	fa, okA := a.Float()
+	fb, okB := b.Float()
+	if !okA || !okB {
+		return a != b
+	}
+	if math.IsNaN(fa) || math.IsNaN(fb) {
+		return math.IsNaN(fa) != math.IsNaN(fb)
+	}
+	if deadband == 0 {
+		return fa != fb
+	}
+	return math.Abs(fa-fb) > deadband
+}
+
+// inAlarm applies the point's alarm conditions to v.
+func (p *point) inAlarm(v edgegw.Value) bool {
+	if p.alarm {
+		switch v.Kind() {
+		case edgegw.KindBool:
+			if b, _ := v.Bool(); b {
+				return true
+			}
+		case edgegw.KindString:
+			if s, _ := v.Str(); s != "" {
+				return true
+			}
+		default:
+			if f, _ := v.Float(); f != 0 {
+				return true
+			}
+		}
+	}
+	f, ok := v.Float()
+	if !ok || math.IsNaN(f) {
+		return false
+	}
+	return (p.above != nil && f > *p.above) || (p.below != nil && f < *p.below)
+}
+
+// upMessage routes a ready-made message from a LAN device.
+func (m *Mapper) upMessage(r edgegw.Reading) ([]edgegw.Message, error) {
+	msg := *r.Message
+	msg.Properties = append([]edgegw.Property(nil), msg.Properties...)
+	if msg.Kind == 0 {
+		msg.Kind = edgegw.Telemetry
+	}
+	if msg.Kind != edgegw.Telemetry && msg.Kind != edgegw.Reported {
+		return nil, fmt.Errorf("mapping: message from %s/%s: bad kind %s", r.Adapter, r.Device, msg.Kind)
+	}
+	if msg.Created.IsZero() {
+		msg.Created = r.Time
+	}
+	if msg.Identity != "" {
+		if !m.t.owned[msg.Identity] {
+			return nil, fmt.Errorf("mapping: message from %s/%s: %w: identity %s is not owned by this gateway",
+				r.Adapter, r.Device, ErrNoRoute, msg.Identity)
+		}
+		return []edgegw.Message{msg}, nil
+	}
+	rule := m.t.devices[devKey{r.Adapter, r.Device}]
+	if rule == nil {
+		return nil, fmt.Errorf("mapping: message from %s/%s: %w: no identity and no device rule", r.Adapter, r.Device, ErrNoRoute)
+	}
+	msg.Identity = rule.identity
+	if msg.Kind == edgegw.Reported {
+		return []edgegw.Message{msg}, nil
+	}
+	if msg.ContentType == "" {
+		msg.ContentType = rule.cfg.Body.ContentType
+	}
+	if msg.ContentEncoding == "" {
+		msg.ContentEncoding = rule.cfg.Body.ContentEncoding
+	}
+	for _, p := range rule.props {
+		if !hasProp(msg.Properties, p.Key) {
+			msg.Properties = append(msg.Properties, p)
+		}
+	}
+	return []edgegw.Message{msg}, nil
+}
+
+func hasProp(ps []edgegw.Property, key string) bool {
+	for _, p := range ps {
+		if p.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// obj writes a JSON object with keys in the order given.
+type obj struct{ b []byte }
+
+func (o *obj) key(k string) {
+	if len(o.b) == 0 {
+		o.b = append(o.b, '{')
+	} else {
+		o.b = append(o.b, ',')
+	}
+	kb, _ := json.Marshal(k)
+	o.b = append(append(o.b, kb...), ':')
+}
+
+func (o *obj) raw(k string, v []byte) { o.key(k); o.b = append(o.b, v...) }
+
+func (o *obj) val(k string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte("null")
+	}
+	o.raw(k, b)
+}
+
+func (o *obj) bytes() []byte {
+	if len(o.b) == 0 {
+		return []byte("{}")
+	}
+	return append(o.b, '}')
+}
+
+func telemetryBody(shape *Body, r edgegw.Reading, sels []sel) []byte {
+	var top, pts obj
+	if shape.Timestamp != "" {
+		top.val(shape.Timestamp, r.Time.UTC().Format(time.RFC3339Nano))
+	}
+	if shape.Device != "" {
+		top.val(shape.Device, r.Device)
+	}
+	dst := &top
+	if shape.Wrap != "" {
+		dst = &pts
+	}
+	for _, s := range sels {
+		if shape.Units {
+			var u obj
+			u.val("value", s.pt.Value)
+			if s.pt.Unit != "" {
+				u.val("unit", s.pt.Unit)
+			}
+			dst.raw(s.field, u.bytes())
+			continue
+		}
+		dst.val(s.field, s.pt.Value)
+	}
+	if shape.Wrap != "" {
+		top.raw(shape.Wrap, pts.bytes())
+	}
+	return top.bytes()
+}
+
+// reportedBody is the patch {"<field>": value, ...}. A writable point is
+// reported in the acknowledgement form of IoT Plug and Play: ac 200 with
+// the desired version when the device holds the value last applied, else
+// ac 203 (the value was set on the device) with the last version seen.
+// Called with m.mu held.
+func (m *Mapper) reportedBody(id edgegw.DeviceID, sels []sel) []byte {
+	var o obj
+	for _, s := range sels {
+		if !s.p.writable {
+			o.val(s.field, s.pt.Value)
+			continue
+		}
+		rec := m.applied[ackKey{id, s.field}]
+		status, desc := 203, "set on the device"
+		if rec.status == 200 && same(rec.value, s.pt.Value, s.p) {
+			status, desc = 200, "applied"
+		}
+		o.raw(s.field, ackBody(s.pt.Value, status, rec.version, desc))
+	}
+	return o.bytes()
+}
+
+// same reports whether the device's value v equals the applied value a,
+// within the point's deadband and float32 rounding.
+func same(a, v edgegw.Value, p *point) bool {
+	fa, okA := a.Float()
+	fv, okV := v.Float()
+	if !okA || !okV {
+		return a == v
+	}
+	tol := math.Abs(fa) * 1e-6
+	if p.deadband != nil && *p.deadband > tol {
+		tol = *p.deadband
+	}
+	return math.Abs(fa-fv) <= tol
+}
+
+// ackBody is {"value": v, "ac": status, "av": version, "ad": desc}.
+func ackBody(v any, status int, version int64, desc string) []byte {
+	var o obj
+	if raw, ok := v.([]byte); ok {
+		o.raw("value", raw)
+	} else {
+		o.val("value", v)
+	}
+	o.val("ac", status)
+	o.val("av", version)
+	o.val("ad", desc)
+	return o.bytes()
+}
