@@ -1,0 +1,151 @@
+package lanmqtt
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"strings"
+)
+
+// account is a User prepared for the hot path.
+type account struct {
+	name        string
+	pwHash      [32]byte
+	identity    string // the hub identity it may speak for; "" none
+	anyIdentity bool   // anonymous: any identity
+	publish     []string
+	subscribe   []string
+}
+
+// accounts is immutable after New.
+type accounts struct {
+	byName map[string]*account
+	anon   *account // nil unless allow_anonymous
+}
+
+func newAccounts(c *Config) *accounts {
+	as := &accounts{byName: make(map[string]*account, len(c.Users))}
+	if c.AllowAnonymous {
+		as.anon = &account{anyIdentity: true, publish: []string{"#"}, subscribe: []string{"#"}}
+	}
+	for _, u := range c.Users {
+		a := &account{
+			name:     u.Username,
+			pwHash:   sha256.Sum256([]byte(u.Password.Reveal())),
+			identity: u.Device,
+		}
+		dev, mod, isModule := strings.Cut(u.Device, "/")
+		pub, sub := u.Publish, u.Subscribe
+		if u.Device != "" && len(pub) == 0 {
+			pub = []string{"devices/{device}/messages/events/#"}
+			if isModule {
+				pub = []string{"devices/{device}/modules/{module}/messages/events/#"}
+			}
+		}
+		if u.Device != "" && len(sub) == 0 {
+			sub = []string{"devices/{device}/messages/devicebound/#"}
+			if isModule {
+				sub = []string{"devices/{device}/modules/{module}/#"}
+			}
+		}
+		r := strings.NewReplacer("{username}", u.Username, "{device}", dev, "{module}", mod)
+		for _, f := range pub {
+			a.publish = append(a.publish, r.Replace(f))
+		}
+		for _, f := range sub {
+			a.subscribe = append(a.subscribe, r.Replace(f))
+		}
+		as.byName[u.Username] = a
+	}
+	return as
+}
+
+// lookup returns the account of an already authenticated client.
+func (as *accounts) lookup(username string) *account {
+	if username == "" {
+		return as.anon
+	}
+	return as.byName[username]
+}
+
+// authenticate returns the account for the credentials, or nil. A username
+// that is not configured is refused even when anonymous access is allowed.
+func (as *accounts) authenticate(username string, password []byte) *account {
+	if username == "" {
+		return as.anon
+	}
+	a := as.byName[username]
+	h := sha256.Sum256(password)
+	if a == nil {
+		// Compare anyway so unknown names take as long as known ones.
+		subtle.ConstantTimeCompare(h[:], make([]byte, len(h)))
+		return nil
+	}
+	if subtle.ConstantTimeCompare(h[:], a.pwHash[:]) != 1 {
+		return nil
+	}
+	return a
+}
+
+// mayPublish reports whether a may publish on topic: a filter allows it and,
+// on the IoT Hub surface, the identity in the topic is a's own.
+func (a *account) mayPublish(topic string) bool {
+	if !anyCovers(a.publish, topic) {
+		return false
+	}
+	if id, _, ok := parseEventTopic(topic); ok {
+		return a.anyIdentity || id == a.identity
+	}
+	return true
+}
+
+// maySubscribe reports whether a may subscribe to filter (or receive a
+// message on a topic). Shared subscriptions are checked on their filter.
+func (a *account) maySubscribe(filter string) bool {
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+		if _, f, ok := strings.Cut(rest, "/"); ok {
+			filter = f
+		}
+	}
+	return anyCovers(a.subscribe, filter)
+}
+
+func anyCovers(allowed []string, requested string) bool {
+	for _, f := range allowed {
+		if covers(f, requested) {
+			return true
+		}
+	}
+	return false
+}
+
+// covers reports whether every topic matched by requested (a topic name or
+// a filter) is matched by the filter allowed. As in MQTT, a leading
+// wildcard does not match topics starting with "$".
+func covers(allowed, requested string) bool {
+	if strings.HasPrefix(requested, "$") && (strings.HasPrefix(allowed, "+") || strings.HasPrefix(allowed, "#")) {
+		return false
+	}
+	for {
+		al, arest, amore := strings.Cut(allowed, "/")
+		if al == "#" {
+			return true
+		}
+		rl, rrest, rmore := strings.Cut(requested, "/")
+		switch {
+		case al == "+":
+			if rl == "#" {
+				return false
+			}
+		case al != rl:
+			return false
+		}
+		if !amore || !rmore {
+			if amore && !rmore {
+				// "a/#" also matches "a".
+				return arest == "#"
+			}
+			return amore == rmore
+		}
+		allowed, requested = arest, rrest
+	}
+}

@@ -1,0 +1,90 @@
+package lanmqtt
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgegw/edgegw"
+)
+
+// errTooLarge is returned by route for a payload above max_message_bytes.
+var errTooLarge = errors.New("message too large")
+
+// topicRule is a compiled TopicRule.
+type topicRule struct {
+	filter  string
+	device  string
+	dynamic bool // device has {N} placeholders
+}
+
+func compileRules(rs []TopicRule) []topicRule {
+	out := make([]topicRule, len(rs))
+	for i, r := range rs {
+		out[i] = topicRule{filter: r.Filter, device: r.Device, dynamic: placeholderRE.MatchString(r.Device)}
+	}
+	return out
+}
+
+// deviceFor returns the device name for topic (which the rule matches).
+func (r *topicRule) deviceFor(topic string) string {
+	if !r.dynamic {
+		return r.device
+	}
+	levels := strings.Split(topic, "/")
+	return placeholderRE.ReplaceAllStringFunc(r.device, func(m string) string {
+		n, _ := strconv.Atoi(m[1 : len(m)-1]) // validated: 1..len(filter levels)
+		if n < 1 || n > len(levels) {
+			return ""
+		}
+		return levels[n-1]
+	})
+}
+
+// route decides whether a publish is intake and builds its reading. ok is
+// false for plain LAN traffic (neither an IoT Hub telemetry topic nor a
+// configured topic rule). err is errTooLarge or wraps errBadBag; r.Device
+// is set whenever ok is.
+//
+// The reading's message body aliases payload: mochi allocates a fresh
+// buffer per packet and never reuses it.
+func (a *Adapter) route(topic string, payload []byte) (r edgegw.Reading, ok bool, err error) {
+	now := time.Now().UTC()
+	msg := &edgegw.Message{Kind: edgegw.Telemetry, Body: payload}
+	r = edgegw.Reading{Adapter: a.name, Time: now, Message: msg}
+	if id, bag, isHub := parseEventTopic(topic); isHub {
+		r.Device = id
+		msg.Identity = edgegw.DeviceID(id)
+		if err := decodePropertyBag(bag, msg); err != nil {
+			return r, true, err
+		}
+	} else {
+		rule := a.matchRule(topic)
+		if rule == nil {
+			return r, false, nil
+		}
+		r.Device = rule.deviceFor(topic)
+		if json.Valid(payload) {
+			msg.ContentType = "application/json"
+		}
+	}
+	if len(payload) > a.cfg.MaxMessageBytes {
+		return r, true, fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, len(payload), a.cfg.MaxMessageBytes)
+	}
+	if msg.Created.IsZero() {
+		msg.Created = now
+	}
+	return r, true, nil
+}
+
+func (a *Adapter) matchRule(topic string) *topicRule {
+	for i := range a.rules {
+		if covers(a.rules[i].filter, topic) {
+			return &a.rules[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package lanmqtt
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stats are the adapter's counters since New.
+type Stats struct {
+	Clients      int64  // connected now
+	Received     uint64 // intake publishes (IoT Hub surface or a topic rule)
+	Stored       uint64 // intake publishes Submit stored (acknowledged)
+	Rejected     uint64 // refused for good: ErrRejected, too large, bad property bag
+	Failed       uint64 // not stored (Submit failed); not acknowledged
+	AuthFailures uint64 // refused connects
+	ACLDenied    uint64 // refused publishes, subscriptions and deliveries
+	ConnErrors   uint64 // connections that ended with an error (incl. refused)
+	Dropped      uint64 // messages to slow LAN subscribers dropped by the broker
+	Published    uint64 // Execute publishes
+}
+
+type counters struct {
+	received, stored, rejected, failed, authFailures, aclDenied, connErrors, dropped, published atomic.Uint64
+}
+
+// Stats returns a snapshot of the counters.
+func (a *Adapter) Stats() Stats {
+	s := Stats{
+		Received:     a.stats.received.Load(),
+		Stored:       a.stats.stored.Load(),
+		Rejected:     a.stats.rejected.Load(),
+		Failed:       a.stats.failed.Load(),
+		AuthFailures: a.stats.authFailures.Load(),
+		ACLDenied:    a.stats.aclDenied.Load(),
+		ConnErrors:   a.stats.connErrors.Load(),
+		Dropped:      a.stats.dropped.Load(),
+		Published:    a.stats.published.Load(),
+	}
+	a.mu.Lock()
+	if a.srv != nil {
+		s.Clients = atomic.LoadInt64(&a.srv.Info.ClientsConnected)
+	}
+	a.mu.Unlock()
+	return s
+}
+
+// rateLog logs one Warn line per interval for a kind of event, with the
+// number of events suppressed since the previous line.
+type rateLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+const rateLogInterval = 10 * time.Second
+
+func (r *rateLog) log(l *slog.Logger, msg string, args ...any) {
+	r.mu.Lock()
+	now := time.Now()
+	if !r.last.IsZero() && now.Sub(r.last) < rateLogInterval {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	r.mu.Unlock()
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	l.Warn(msg, args...)
+}
+
+// quietHandler passes mochi's own log lines on at Debug, except errors:
+// mochi logs per-client events (bad packets, short keep-alives) at Warn and
+// Info, which would flood the gateway's log; our counters cover them.
+type quietHandler struct{ h slog.Handler }
+
+func (q quietHandler) level(l slog.Level) slog.Level {
+	if l >= slog.LevelError {
+		return l
+	}
+	return slog.LevelDebug
+}
+
+func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return q.h.Enabled(ctx, q.level(l))
+}
+
+func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = q.level(r.Level)
+	return q.h.Handle(ctx, r)
+}
+
+func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler { return quietHandler{q.h.WithAttrs(as)} }
+func (q quietHandler) WithGroup(n string) slog.Handler       { return quietHandler{q.h.WithGroup(n)} }

@@ -1,0 +1,124 @@
+package lanmqtt
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// wsListener turns MQTT-over-websocket connections into net.Conns behind a
+// net.Listener, so they go through the same trackedListener (CONNECT
+// deadline, shutdown) as TCP clients. The upgrader accepts only the "mqtt"
+// subprotocol; authentication is MQTT's, as on TCP.
+type wsListener struct {
+	ln    net.Listener
+	srv   *http.Server
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+}
+
+func newWSListener(ln net.Listener, tlsCfg *tls.Config) *wsListener {
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	l := &wsListener{ln: ln, conns: make(chan net.Conn), done: make(chan struct{})}
+	up := &websocket.Upgrader{
+		Subprotocols:    []string{"mqtt"},
+		ReadBufferSize:  2048,
+		WriteBufferSize: 2048,
+		// MQTT clients (browsers included) authenticate in CONNECT, not
+		// with cookies, so a cross-origin page gains nothing it could not
+		// do with the credentials it needs anyway.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	l.srv = &http.Server{
+		ReadHeaderTimeout: 10 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return // Upgrade answered with an HTTP error
+			}
+			select {
+			case l.conns <- &wsConn{Conn: c.NetConn(), ws: c}:
+			case <-l.done:
+				_ = c.Close()
+			}
+		}),
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		_ = l.srv.Serve(ln)
+	}()
+	return l
+}
+
+func (l *wsListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *wsListener) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		_ = l.srv.Close()
+	})
+	return nil
+}
+
+func (l *wsListener) Addr() net.Addr { return l.ln.Addr() }
+
+// wait returns after the HTTP server goroutine has exited (after Close).
+func (l *wsListener) wait() { l.wg.Wait() }
+
+// wsConn is a net.Conn over binary websocket messages. Deadlines and Close
+// go to the underlying connection.
+type wsConn struct {
+	net.Conn
+	ws *websocket.Conn
+	r  io.Reader // current message; nil between messages
+}
+
+var errTextFrame = errors.New("websocket: MQTT needs binary messages")
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			typ, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if typ != websocket.BinaryMessage {
+				return 0, errTextFrame
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			err = nil
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
