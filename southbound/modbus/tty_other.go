@@ -1,0 +1,18 @@
+//go:build !linux
+
+package modbus
+
+import (
+	"errors"
+	"os"
+)
+
+var baudRates = map[int]uint32{
+	1200: 0, 2400: 0, 4800: 0, 9600: 0, 19200: 0, 38400: 0, 57600: 0,
+	115200: 0, 230400: 0, 460800: 0, 921600: 0,
+}
+
+// openTTY is implemented for Linux only, the platform the gateway ships on.
+func openTTY(cfg RTUConfig) (*os.File, error) {
+	return nil, errors.New("modbus rtu: serial ports are supported on linux only")
+}
