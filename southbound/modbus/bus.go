@@ -23,10 +23,10 @@ type bus struct {
 	out chan<- edgegw.Reading
 	tcp bool
 
-	connFails int       // consecutive failed connects
-	timeouts  int       // consecutive timeouts on the bus, any unit
-	connLog   limiter   // rate limit for connect-failure lines
-	dropLog   limiter   // rate limit for dropped-reading lines
+	connFails int     // consecutive failed connects
+	timeouts  int     // consecutive timeouts on the bus, any unit
+	connLog   limiter // rate limit for connect-failure lines
+	dropLog   limiter // rate limit for dropped-reading lines
 	timer     *time.Timer
 }
 

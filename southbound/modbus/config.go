@@ -61,8 +61,8 @@ type DeviceConfig struct {
 	MaxGap int `yaml:"max_gap"`
 	// MaxRegisters and MaxBits cap one read request. Defaults 125 and 2000,
 	// the protocol limits; some devices need less.
-	MaxRegisters int `yaml:"max_registers"`
-	MaxBits      int `yaml:"max_bits"`
+	MaxRegisters int           `yaml:"max_registers"`
+	MaxBits      int           `yaml:"max_bits"`
 	Points       []PointConfig `yaml:"points"`
 }
 
