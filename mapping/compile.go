@@ -268,8 +268,9 @@ func compileDevice(d *DeviceRule, path string, add adder) *devRule {
 		if d.Body.Device != "" {
 			if _, dup := reserved[d.Body.Device]; dup {
 				add(path+".body.device", "field %q is also body.timestamp", d.Body.Device)
+			} else {
+				reserved[d.Body.Device] = "body.device"
 			}
-			reserved[d.Body.Device] = "body.device"
 		}
 	}
 	fields := map[string]int{}
@@ -278,6 +279,12 @@ func compileDevice(d *DeviceRule, path string, add adder) *devRule {
 		pp := fmt.Sprintf("%s.points[%d]", path, j)
 		p := compilePoint(pr, pp, add)
 		p.adapter, p.device, p.identity = d.Adapter, d.Device, d.Identity
+		if p.deadband == nil {
+			p.deadband = d.Deadband
+		}
+		if p.maxSilence == 0 {
+			p.maxSilence = d.MaxSilence
+		}
 		if pr.Name == "" {
 			continue
 		}

@@ -47,8 +47,7 @@ func compileMethod(t *tables, mr *MethodRule, path string, add adder) *method {
 		}
 	}
 	refOK := func(ref string) error {
-		switch ref {
-		case "$identity", "$method", "$payload":
+		if builtin[ref] {
 			return nil
 		}
 		if _, ok := byName[ref]; !ok {
@@ -88,8 +87,8 @@ func compileParam(pr *Param, path string, add adder) *param {
 	p := &param{name: pr.Name, lims: []limits{l}, optional: pr.Optional, pattern: pr.Pattern}
 	if pr.Name == "" {
 		add(path+".name", "is required")
-	} else if strings.ContainsAny(pr.Name, "{}:") || strings.HasPrefix(pr.Name, "$") {
-		add(path+".name", "must not contain '{', '}' or ':' nor start with '$' (got %q)", pr.Name)
+	} else if strings.ContainsAny(pr.Name, "{}:$") || builtin[pr.Name] {
+		add(path+".name", "must not contain '{', '}', ':' or '$' nor be identity, method or payload (got %q)", pr.Name)
 	}
 	if l.kind == edgegw.KindInvalid {
 		add(path+".type", "must be bool, int, uint, float or string (got %q)", pr.Type)
@@ -122,6 +121,9 @@ func compileParam(pr *Param, path string, add adder) *param {
 }
 
 func mustStr(v edgegw.Value) string { s, _ := v.Str(); return s }
+
+// builtin are the references every method template may make.
+var builtin = map[string]bool{"identity": true, "method": true, "payload": true}
 
 var actionKinds = map[string]edgegw.ActionKind{
 	"write": edgegw.WritePoint, "send": edgegw.SendFrame, "publish": edgegw.PublishLAN,
@@ -256,10 +258,10 @@ func compileC2D(cr *C2DRule, path string, add adder) *c2dRule {
 		add(path+".identity", "is required")
 	}
 	refOK := func(ref string) error {
-		if ref == "$identity" || strings.HasPrefix(ref, "prop:") && len(ref) > 5 {
+		if ref == "identity" || strings.HasPrefix(ref, "prop:") && len(ref) > 5 {
 			return nil
 		}
-		return fmt.Errorf("unknown reference (want $identity or prop:<key>)")
+		return fmt.Errorf("unknown reference (want identity or prop:<key>)")
 	}
 	switch cr.Kind {
 	case "ignore":

@@ -23,15 +23,15 @@ import (
 //	        units: false              # points as {"value": v, "unit": "degC"}
 //	        content_type: application/json
 //	        content_encoding: utf-8
-//	      deadband: 0.5               # default change-of-value deadband for the points (unset: send every reading)
-//	      max_silence: 15m            # resend an unchanged point after this long (default 15m when a deadband is set)
+//	      deadband: 0.5               # deadband for points that set none (unset: telemetry on every reading)
+//	      max_silence: 15m            # resend unchanged telemetry after this long (default 15m with a deadband)
 //	      unlisted: send              # points the reading has but the rule does not list: send | drop
 //	      points:
 //	        - name: temperature       # point name as the adapter reports it
 //	          field: temp             # name in the body and the twin (default: name)
 //	          deadband: 0.2           # send when |value - last sent| > deadband (0: on any change)
 //	          max_silence: 5m
-//	          property: false         # report in the twin's reported properties
+//	          property: false         # report in the twin's reported properties (on change only)
 //	          telemetry: true         # send as telemetry (default: true unless property is true)
 //	          writable: false         # accept desired property <field> and method writes
 //	          type: float             # bool|int|uint|float|string; required when writable
@@ -48,21 +48,21 @@ import (
 //	        - {name: note, type: string, optional: true, default: "", pattern: "^[a-z]*$"}
 //	      actions:                    # run in order; nothing runs unless the whole payload is valid
 //	        - {kind: write, adapter: plc, device: plc-3, point: speed, param: speed}  # or value: 1200
-//	        - {kind: send, adapter: rs485, device: vfd, frame: "SPD {speed}\r\n"}
-//	        - {kind: publish, adapter: lan, topic: "cmd/{$identity}", payload: '{"speed":{speed:json}}'}
+//	        - {kind: send, adapter: rs485, device: vfd, frame: "SPD ${speed}\r\n"}
+//	        - {kind: publish, adapter: lan, topic: "cmd/${identity}", payload: '{"speed":${speed:json}}'}
 //	      response: '{"ok":true}'     # method response body on success (default {"result":"ok"})
 //	  c2d:                            # down: cloud-to-device messages
 //	    - identity: plc-3
 //	      kind: publish               # publish | send | ignore
 //	      adapter: lan
-//	      topic: "c2d/{$identity}/{prop:type}"
+//	      topic: "c2d/${identity}/${prop:type}"
 //
-// Templates (frame, topic, payload) replace {param} with the parameter's
-// text (strings verbatim, numbers in shortest form), {param:json} with its
-// JSON encoding, {$identity}, {$method} and {$payload} (the request body)
-// with those, and in C2D topics {prop:key} with the message's application
-// property; "{{" and "}}" stand for literal braces. A string substituted
-// verbatim must not contain control characters.
+// Templates (frame, topic, payload) replace ${param} with the parameter's
+// text (strings verbatim, numbers in plain decimal), ${param:json} with its
+// JSON encoding, ${identity}, ${method} and ${payload} (the request body)
+// with those, and in C2D topics ${prop:key} with the message's application
+// property; "$${" stands for a literal "${". A string substituted verbatim
+// must not contain control characters, and a topic no wildcard.
 //
 // Desired properties need no rules of their own: each writable point of a
 // device rule is the desired property <field> of the rule's identity. A
@@ -199,15 +199,8 @@ func (c *Config) SetDefaults() {
 			if p.Field == "" {
 				p.Field = p.Name
 			}
-			if p.Deadband == nil && d.Deadband != nil {
-				db := *d.Deadband
-				p.Deadband = &db
-			}
-			if p.MaxSilence == 0 && p.Deadband != nil {
-				p.MaxSilence = d.MaxSilence
-				if p.MaxSilence == 0 {
-					p.MaxSilence = DefaultMaxSilence
-				}
+			if p.Deadband != nil && p.MaxSilence == 0 && d.MaxSilence == 0 {
+				p.MaxSilence = DefaultMaxSilence
 			}
 			if p.Telemetry == nil {
 				t := !p.Property

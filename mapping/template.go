@@ -3,12 +3,13 @@ package mapping
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/edgegw/edgegw"
 )
 
-// A template is a frame, topic or payload with {references} to parameters
+// A template is a frame, topic or payload with ${references} to parameters
 // and to the command. It is parsed once, at load.
 type template struct {
 	parts []part
@@ -16,32 +17,27 @@ type template struct {
 
 type part struct {
 	lit  string // literal text, when ref is ""
-	ref  string // parameter name, "$identity", "$method", "$payload" or "prop:<key>"
-	json bool   // {ref:json}: JSON-encode the value
+	ref  string // parameter name, "identity", "method", "payload" or "prop:<key>"
+	json bool   // ${ref:json}: JSON-encode the value
 }
 
-// parseTemplate parses s; allowed says which references are permitted and
-// returns a reason when one is not.
+// parseTemplate parses s: ${ref} and ${ref:json} are references, "$${"
+// is a literal "${"; every other character is literal. allowed says which
+// references are permitted and returns a reason when one is not.
 func parseTemplate(s string, allowed func(ref string) error) (template, error) {
 	var t template
 	var lit strings.Builder
 	for i := 0; i < len(s); i++ {
-		c := s[i]
 		switch {
-		case c == '{' && i+1 < len(s) && s[i+1] == '{':
-			lit.WriteByte('{')
-			i++
-		case c == '}' && i+1 < len(s) && s[i+1] == '}':
-			lit.WriteByte('}')
-			i++
-		case c == '}':
-			return t, fmt.Errorf("unmatched '}' at offset %d (write '}}' for a literal brace)", i)
-		case c == '{':
+		case strings.HasPrefix(s[i:], "$${"):
+			lit.WriteString("${")
+			i += 2
+		case strings.HasPrefix(s[i:], "${"):
 			end := strings.IndexByte(s[i:], '}')
 			if end < 0 {
-				return t, fmt.Errorf("unclosed '{' at offset %d (write '{{' for a literal brace)", i)
+				return t, fmt.Errorf("unclosed '${' at offset %d (write '$${' for a literal one)", i)
 			}
-			ref := s[i+1 : i+end]
+			ref := s[i+2 : i+end]
 			p := part{ref: ref}
 			if name, ok := strings.CutSuffix(ref, ":json"); ok {
 				p = part{ref: name, json: true}
@@ -50,7 +46,7 @@ func parseTemplate(s string, allowed func(ref string) error) (template, error) {
 				return t, fmt.Errorf("empty reference at offset %d", i)
 			}
 			if err := allowed(p.ref); err != nil {
-				return t, fmt.Errorf("{%s}: %v", ref, err)
+				return t, fmt.Errorf("${%s}: %v", ref, err)
 			}
 			if lit.Len() > 0 {
 				t.parts = append(t.parts, part{lit: lit.String()})
@@ -59,7 +55,7 @@ func parseTemplate(s string, allowed func(ref string) error) (template, error) {
 			t.parts = append(t.parts, p)
 			i += end
 		default:
-			lit.WriteByte(c)
+			lit.WriteByte(s[i])
 		}
 	}
 	if lit.Len() > 0 {
@@ -92,11 +88,11 @@ type env struct {
 
 func (e *env) lookup(ref string) (edgegw.Value, error) {
 	switch ref {
-	case "$identity":
+	case "identity":
 		return edgegw.String(e.identity), nil
-	case "$method":
+	case "method":
 		return edgegw.String(e.method), nil
-	case "$payload":
+	case "payload":
 		return edgegw.String(string(e.payload)), nil
 	}
 	if key, ok := strings.CutPrefix(ref, "prop:"); ok {
@@ -116,7 +112,7 @@ func (e *env) lookup(ref string) (edgegw.Value, error) {
 
 // expand fills in t. A verbatim string with a control character is an
 // error (it could smuggle a second command onto a serial line), except
-// {$payload}, which the rule's author chose to pass through whole.
+// ${payload}, which the rule's author chose to pass through whole.
 func (t template) expand(e *env) ([]byte, error) {
 	var b []byte
 	for _, p := range t.parts {
@@ -129,7 +125,7 @@ func (t template) expand(e *env) ([]byte, error) {
 			return nil, err
 		}
 		if p.json {
-			if p.ref == "$payload" {
+			if p.ref == "payload" {
 				if !json.Valid(e.payload) {
 					return nil, fmt.Errorf("payload is not JSON")
 				}
@@ -141,13 +137,23 @@ func (t template) expand(e *env) ([]byte, error) {
 			continue
 		}
 		if s, ok := v.Str(); ok {
-			if p.ref != "$payload" && hasControl(s) {
-				return nil, fmt.Errorf("{%s}: control character in %q", p.ref, s)
+			if p.ref != "payload" && hasControl(s) {
+				return nil, fmt.Errorf("${%s}: control character in %q", p.ref, s)
 			}
 			b = append(b, s...)
 			continue
 		}
-		b = append(b, v.String()...)
+		b = append(b, text(v)...)
 	}
 	return b, nil
+}
+
+// text formats a non-string value for a frame or topic: numbers in plain
+// decimal (1500000, not 1.5e+06).
+func text(v edgegw.Value) string {
+	if v.Kind() == edgegw.KindFloat {
+		f, _ := v.Float()
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return v.String()
 }

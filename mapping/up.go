@@ -50,11 +50,11 @@ func (m *Mapper) Up(r edgegw.Reading) ([]edgegw.Message, error) {
 			field = p.field
 		}
 		al := p.inAlarm(pt.Value)
-		if p.telemetry && m.due(covKey{r.Adapter, r.Device, pt.Name, false}, p, pt.Value, r.Time, al) {
+		if p.telemetry && m.due(covKey{r.Adapter, r.Device, pt.Name, false}, p.deadband, p.maxSilence, pt.Value, r.Time, al) {
 			tel = append(tel, sel{field: field, pt: pt})
 			alarm = alarm || al
 		}
-		if p.property && m.due(covKey{r.Adapter, r.Device, pt.Name, true}, p, pt.Value, r.Time, al) {
+		if p.property && m.due(covKey{r.Adapter, r.Device, pt.Name, true}, p.propDeadband(), 0, pt.Value, r.Time, al) {
 			rep = append(rep, sel{field: field, pt: pt, p: p})
 		}
 	}
@@ -94,19 +94,31 @@ type sel struct {
 // due reports whether the value must be sent, and if so records it as sent.
 // Without a deadband every reading is due. With one, a value is due when it
 // is the first, moved more than the deadband from the last value sent,
-// entered or left alarm, or max_silence has passed since the last send.
-func (m *Mapper) due(k covKey, p *point, v edgegw.Value, at time.Time, alarm bool) bool {
-	if p.deadband == nil {
+// entered or left alarm, or maxSilence (if > 0) has passed since the last
+// send. Called with m.mu held.
+func (m *Mapper) due(k covKey, deadband *float64, maxSilence time.Duration, v edgegw.Value, at time.Time, alarm bool) bool {
+	if deadband == nil {
 		return true
 	}
 	prev, ok := m.cov[k]
 	send := !ok || alarm != prev.alarm || at.Before(prev.at) ||
-		(p.maxSilence > 0 && at.Sub(prev.at) >= p.maxSilence) ||
-		changed(prev.value, v, *p.deadband)
+		(maxSilence > 0 && at.Sub(prev.at) >= maxSilence) ||
+		changed(prev.value, v, *deadband)
 	if send {
 		m.cov[k] = covState{value: v, at: at, alarm: alarm}
 	}
 	return send
+}
+
+// propDeadband is the deadband for reported properties: the point's, or 0
+// (any change). The twin keeps the last value, so an unchanged property is
+// never resent.
+func (p *point) propDeadband() *float64 {
+	if p.deadband != nil {
+		return p.deadband
+	}
+	zero := 0.0
+	return &zero
 }
 
 // changed compares numbers by deadband and everything else by equality.
