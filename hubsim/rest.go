@@ -1,0 +1,90 @@
+package hubsim
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// httpHandler serves the service REST API, MQTT over WebSocket and
+// hubsim's own /edgegw/ endpoints.
+func (h *Hub) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+wsPath, h.serveWebsocket)
+	mux.Handle("GET /edgegw/telemetry", h.serviceAuth(RightServiceConnect, h.serveTelemetry))
+	h.restRoutes(mux)
+	return mux
+}
+
+// writeJSON writes v with IoT Hub's content type.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	if v != nil {
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+// writeError writes an error body in the shape azure-iothub parses:
+// {"Message":"ErrorCode:<Code>;<text>","ExceptionMessage":"Tracking ID:..."}.
+func writeError(w http.ResponseWriter, status int, code, text string) {
+	w.Header().Set("iothub-errorcode", code)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	writeJSON(w, status, map[string]string{
+		"Message":          "ErrorCode:" + code + ";" + text,
+		"ExceptionMessage": "Tracking ID:" + hex.EncodeToString(b[:]) + "-G:0-TimeStamp:" + time.Now().UTC().Format("01/02/2006 15:04:05"),
+	})
+}
+
+// serviceAuth requires a service SAS token (Authorization header) signed
+// with a policy that has the right, or the right's registry variant.
+func (h *Hub) serviceAuth(right Right, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.checkServiceToken(r.Header.Get("Authorization"), right); err != nil {
+			writeError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", err.Error())
+			return
+		}
+		next(w, r)
+	})
+}
+
+func (h *Hub) checkServiceToken(token string, right Right) error {
+	s, err := ParseSAS(token)
+	if err != nil {
+		return err
+	}
+	if s.KeyName == "" {
+		return errMissingPolicy
+	}
+	p, ok := h.policy(s.KeyName)
+	if !ok {
+		return errUnknownPolicy
+	}
+	if !p.has(right) && !(right == RightRegistryRead && p.has(RightRegistryWrite)) {
+		return errPolicyRights
+	}
+	host, rest, _ := strings.Cut(s.Resource, "/")
+	if !h.isHubHost(host) {
+		return ErrBadAudience
+	}
+	aud := s
+	aud.Resource = h.HostName
+	if rest != "" {
+		aud.Resource += "/" + rest
+	}
+	return aud.VerifyKeys(h.HostName, time.Now(), h.ClockSkew, p.PrimaryKey, p.SecondaryKey)
+}
+
+type restError string
+
+func (e restError) Error() string { return string(e) }
+
+const (
+	errMissingPolicy restError = "service token has no skn (policy name)"
+	errUnknownPolicy restError = "unknown shared access policy"
+	errPolicyRights  restError = "shared access policy lacks the required permission"
+)

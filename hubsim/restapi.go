@@ -1,0 +1,5 @@
+package hubsim
+
+import "net/http"
+
+func (h *Hub) restRoutes(mux *http.ServeMux) {}

@@ -1,0 +1,75 @@
+package hubsim
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// serveTelemetry answers GET /edgegw/telemetry?device=ID&after=SEQ&follow=1
+// with telemetry as JSON lines (one Telemetry object per line, body as
+// base64 in "body" and, when it is valid UTF-8 JSON or text, as "text").
+// With follow=1 the response stays open and streams new messages.
+func (h *Hub) serveTelemetry(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	device := q.Get("device")
+	var after uint64
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "ArgumentInvalid", "after must be a sequence number")
+			return
+		}
+		after = n
+	}
+	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	for {
+		msgs, changed := h.TelemetryAfter(device, after)
+		for _, m := range msgs {
+			if err := enc.Encode(streamLine(m)); err != nil {
+				return
+			}
+			after = m.Seq
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		if !follow {
+			return
+		}
+		select {
+		case <-changed:
+		case <-r.Context().Done():
+			return
+		case <-h.done():
+			return
+		}
+	}
+}
+
+type telemetryLine struct {
+	Telemetry
+	Text string `json:"text,omitempty"`
+}
+
+func streamLine(m Telemetry) telemetryLine {
+	l := telemetryLine{Telemetry: m}
+	if isText(m.Body) {
+		l.Text = string(m.Body)
+	}
+	return l
+}
+
+func isText(b []byte) bool {
+	for _, r := range string(b) {
+		if r == 0xFFFD || r < 0x20 && r != '\n' && r != '\r' && r != '\t' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
