@@ -164,8 +164,8 @@ func TestMalformedInput(t *testing.T) {
 		{},
 		{0x00},
 		{0xff, 0xff, 0xff, 0xff, 0xff},
-		{0x10, 0xff, 0xff, 0xff, 0x7f},             // CONNECT claiming 256 MiB
-		{0x30, 0x05, 0x00, 0x01, 'a', 'b', 'c'},    // PUBLISH before CONNECT
+		{0x10, 0xff, 0xff, 0xff, 0x7f},          // CONNECT claiming 256 MiB
+		{0x30, 0x05, 0x00, 0x01, 'a', 'b', 'c'}, // PUBLISH before CONNECT
 		{0x10, 0x0c, 0, 4, 'M', 'Q', 'T', 'T', 99}, // bad protocol level, truncated
 		{0x10, 0x02, 0x00},                         // truncated
 		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -187,7 +187,7 @@ func TestMalformedInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	inputs = append(inputs,
-		append(bytes.Clone(conn.Bytes()), 0x32, 0x03, 0x00, 0x09, 'x'),       // publish with topic past the end
+		append(bytes.Clone(conn.Bytes()), 0x32, 0x03, 0x00, 0x09, 'x'),        // publish with topic past the end
 		append(bytes.Clone(conn.Bytes()), 0xf0, 0x00),                         // reserved type
 		append(bytes.Clone(conn.Bytes()), 0x82, 0x04, 0x00, 0x01, 0x00, 0x00), // subscribe without filter
 	)
