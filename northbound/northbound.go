@@ -1,4 +1,65 @@
 // Package northbound keeps one authenticated MQTT connection per identity to
 // the hub, drains each identity's buffer stream over it in order, and hands
 // commands from the hub to the downlink road.
+//
+// Contract. [New] loads identities (keys, certificates) and does no network
+// I/O. [Pool.Run] supervises one paho client per identity until its context
+// ends: it connects through a gateway-wide rate limit, reconnects with
+// jittered exponential back-off, renews SAS tokens by a planned reconnect
+// that loses nothing, and returns after every connection is closed and
+// every goroutine it started has exited.
+//
+// Up: each identity's stream (named by its DeviceID) is read in order from
+// the [Queue] and published with QoS 1 and a bounded in-flight window. The
+// queue is acked up to a sequence only when the hub's PUBACK (for
+// reported properties on IoT Hub: the 2xx twin response) arrived on the same
+// connection; whatever was in flight when a connection broke is read again
+// and re-sent on the next one. So delivery is at-least-once, in order per
+// identity, with duplicates only inside the in-flight window.
+//
+// Down: C2D messages, desired-property patches (and the full desired
+// section after every connect) and direct methods become [edgegw.Command]s
+// for the [Downlink]. A method's Result goes back as the method response; a
+// C2D message is acknowledged (PUBACK) after Handle returns.
+//
+// Profiles: "azure-iothub" speaks IoT Hub's MQTT device protocol (SAS tokens
+// or X.509); "mqtt" speaks to any MQTT 3.1.1 broker with per-identity topic
+// templates.
 package northbound
+
+import (
+	"context"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/buffer"
+)
+
+// Queue is the part of the buffer northbound drains.
+//
+// Read returns up to max records of stream with Seq > after, in order; it
+// blocks until at least one exists or ctx ends (then it returns ctx's
+// error). Ack deletes the stream's records up to and including upto; it is
+// called with increasing values. Both are called from one goroutine per
+// stream at a time, and concurrently for different streams. An error from
+// Read is retried after a pause; an error from Ack is logged and the next
+// Ack covers the same records.
+type Queue interface {
+	Read(ctx context.Context, stream string, after uint64, max int) ([]buffer.Record, error)
+	Ack(stream string, upto uint64) error
+}
+
+// Downlink receives the commands the hub sends to an identity.
+//
+// Handle is called once per command, concurrently for different identities
+// and for different commands of one identity (at most Config.MaxCommands at
+// a time per identity). It returns when the command has been carried out or
+// refused; ctx ends when the pool stops. For a Method the Result is the
+// method response (status and JSON payload). For Desired (a patch, or the
+// whole desired section after a reconnect when its $version changed) the
+// gateway reports back through the buffer itself; the Result is only
+// logged. For C2D the message is acknowledged to the hub after Handle
+// returns whatever the status (IoT Hub's MQTT surface cannot reject); a
+// non-2xx status is logged.
+type Downlink interface {
+	Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
+}

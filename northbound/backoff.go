@@ -1,0 +1,109 @@
+package northbound
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// backoff computes the delay before the next connection attempt of one
+// identity: exponential in the number of consecutive failures, capped, with
+// "equal jitter" (half fixed, half random) so that identities that failed
+// together spread out instead of retrying in lock-step. A refusal of the
+// credentials (CONNACK 4/5) starts four doublings further on: retrying a
+// bad key quickly only burns the hub's connection budget.
+type backoff struct {
+	min, max time.Duration
+	jitter   func() float64 // [0, 1); nil = math/rand/v2
+}
+
+func (b backoff) delay(fails int, refused bool) time.Duration {
+	if fails <= 0 {
+		return 0
+	}
+	n := fails - 1
+	if refused {
+		n += 4
+	}
+	d := b.min
+	for range min(n, 40) {
+		if d >= b.max/2 {
+			d = b.max
+			break
+		}
+		d *= 2
+	}
+	d = min(d, b.max)
+	j := rand.Float64
+	if b.jitter != nil {
+		j = b.jitter
+	}
+	return d/2 + time.Duration(j()*float64(d/2))
+}
+
+// errRenew ends a session on purpose: its token is due for renewal.
+var errRenew = errors.New("token renewal")
+
+// stableAfter is how long a connection must have lasted for its loss to
+// count as a first failure again (the back-off resets).
+const stableAfter = 30 * time.Second
+
+// supervisor runs the connect loop of one identity. connect makes one
+// attempt; on success it returns serve, which blocks for the life of the
+// connection and returns why it ended (errRenew for a planned renewal).
+// report is told about every failure with the number of consecutive
+// failures. Every attempt, also a renewal, first takes a token from lim,
+// the gateway-wide connect rate limit.
+type supervisor struct {
+	lim     *rate.Limiter
+	bo      backoff
+	connect func(ctx context.Context) (serve func() error, err error)
+	report  func(err error, fails int)
+	refused func(err error) bool // credentials refused: longer back-off
+}
+
+func (s *supervisor) run(ctx context.Context) {
+	fails, lastRefused := 0, false
+	for {
+		if d := s.bo.delay(fails, lastRefused); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		if err := s.lim.Wait(ctx); err != nil {
+			return // ctx ended (or can never get a token)
+		}
+		serve, err := s.connect(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			fails++
+			lastRefused = s.refused(err)
+			s.report(err, fails)
+			continue
+		}
+		start := time.Now()
+		err = serve()
+		if ctx.Err() != nil {
+			return
+		}
+		lastRefused = false
+		if errors.Is(err, errRenew) {
+			fails = 0
+			continue
+		}
+		if time.Since(start) >= stableAfter {
+			fails = 0
+		}
+		fails++
+		s.report(err, fails)
+	}
+}

@@ -1,0 +1,171 @@
+package northbound
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegw/edgegw"
+)
+
+// onMessage is paho's handler for everything the hub sends; paho runs it
+// on a goroutine of its own per message (OrderMatters off) and PUBACKs a
+// QoS 1 message when it returns.
+func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
+	l := s.l
+	in, err := l.p.prof.parse(l.id, m.Topic(), m.Payload())
+	if err != nil {
+		l.p.warn.warn("ignoring a message from the hub", "identity", l.stream, "err", err)
+		return
+	}
+	if in.kind == inTwinResponse {
+		s.resolve(in.rid, twinResponse{status: in.status, body: m.Payload()})
+		return
+	}
+	if !l.handlers.enter() {
+		return // shutting down
+	}
+	defer l.handlers.exit()
+	switch in.kind {
+	case inMethod:
+		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Method, Name: in.name, Payload: m.Payload()})
+		topic, payload, qos := l.p.prof.methodResponse(l.id, in.name, in.rid, res)
+		t := s.client.Publish(topic, qos, false, payload)
+		if waitToken(s.ctx, t, l.p.cfg.AckTimeout) && t.Error() == nil {
+			return
+		}
+		l.log.Debug("method response not sent: connection ended", "method", in.name)
+	case inDesired:
+		l.desired(s, m.Payload(), in.version, false)
+	case inC2D:
+		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload(), Props: in.props})
+		if res.Status >= 300 {
+			l.p.warn.warn("cloud-to-device message not carried out (completed anyway: MQTT cannot reject)",
+				"identity", l.stream, "status", res.Status, "result", truncate(res.Payload, 200))
+		}
+	}
+}
+
+// handle runs one command, at most MaxCommands at a time per identity.
+func (l *link) handle(cmd edgegw.Command) edgegw.Result {
+	select {
+	case l.cmds <- struct{}{}:
+	case <-l.ctx.Done():
+		return edgegw.Result{Status: 503, Payload: []byte(`{"error":"gateway stopping"}`)}
+	}
+	defer func() { <-l.cmds }()
+	l.st.update(func(st *Status) { st.Commands++ })
+	return l.p.down.Handle(l.ctx, cmd)
+}
+
+// desired hands a desired-properties document to the downlink: a patch
+// (full false) or the whole desired section from a twin GET. Versions
+// order them: anything not newer than what was handled is skipped, and a
+// patch that skips a version (patches raced, or one was missed) is
+// replaced by a full twin GET, which carries every change.
+func (l *link) desired(s *session, doc []byte, version int64, full bool) {
+	l.desiredMu.Lock()
+	defer l.desiredMu.Unlock()
+	if version != 0 && version <= l.desiredVersion {
+		return // stale or already handled
+	}
+	if !full && version > l.desiredVersion+1 && l.desiredVersion > 0 && l.p.hasTwin() {
+		d, v, err := s.getTwin(l.nextRID())
+		if err != nil {
+			l.p.warn.warn("twin GET after a desired-version gap failed; applying the patch", "identity", l.stream, "err", err)
+		} else {
+			doc, version = d, v
+		}
+		if version <= l.desiredVersion {
+			return
+		}
+	}
+	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Desired, Payload: doc, Version: version})
+	if version > 0 {
+		l.desiredVersion = version
+	}
+	if res.Status >= 300 {
+		l.log.Info("desired properties not fully applied", "version", version, "status", res.Status, "result", truncate(res.Payload, 200))
+	}
+}
+
+// reconcile GETs the twin after a connect and hands the desired section to
+// the downlink if its version is new: desired patches sent while the
+// identity was offline are never pushed.
+func (l *link) reconcile(s *session, rid string) {
+	doc, version, err := s.getTwin(rid)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			l.p.warn.warn("twin GET failed; desired properties not reconciled", "identity", l.stream, "err", err)
+		}
+		return
+	}
+	l.desired(s, doc, version, true)
+}
+
+// getTwin requests the twin and returns its desired section and version.
+func (s *session) getTwin(rid string) ([]byte, int64, error) {
+	ch := s.expect(rid)
+	t := s.client.Publish(s.l.p.prof.twinGetTopic(rid), 0, false, " ")
+	timer := time.NewTimer(s.l.p.cfg.AckTimeout)
+	defer timer.Stop()
+	var r twinResponse
+	select {
+	case r = <-ch:
+	case <-timer.C:
+		s.forget(rid)
+		return nil, 0, fmt.Errorf("twin GET: %w", errAckTimeout)
+	case <-s.ctx.Done():
+		return nil, 0, context.Cause(s.ctx)
+	}
+	if err := t.Error(); err != nil {
+		return nil, 0, fmt.Errorf("twin GET: %w", err)
+	}
+	if r.status != 200 {
+		return nil, 0, fmt.Errorf("twin GET answered %d: %s", r.status, truncate(r.body, 200))
+	}
+	var twin struct {
+		Desired json.RawMessage `json:"desired"`
+	}
+	if err := json.Unmarshal(r.body, &twin); err != nil {
+		return nil, 0, fmt.Errorf("twin GET: %w", err)
+	}
+	var v struct {
+		Version int64 `json:"$version"`
+	}
+	if len(twin.Desired) == 0 || json.Unmarshal(twin.Desired, &v) != nil {
+		return nil, 0, errors.New("twin GET: no desired object in the twin")
+	}
+	return twin.Desired, v.Version, nil
+}
+
+// expect registers a pending twin request.
+func (s *session) expect(rid string) chan twinResponse {
+	ch := make(chan twinResponse, 1)
+	s.mu.Lock()
+	s.twin[rid] = ch
+	s.mu.Unlock()
+	return ch
+}
+
+func (s *session) forget(rid string) {
+	s.mu.Lock()
+	delete(s.twin, rid)
+	s.mu.Unlock()
+}
+
+// resolve delivers a twin response to its request; unknown rids (a
+// request that timed out, another client's) are ignored.
+func (s *session) resolve(rid string, r twinResponse) {
+	s.mu.Lock()
+	ch, ok := s.twin[rid]
+	delete(s.twin, rid)
+	s.mu.Unlock()
+	if ok {
+		ch <- r
+	}
+}

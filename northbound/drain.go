@@ -1,0 +1,237 @@
+package northbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/buffer"
+)
+
+// flight is one publish awaiting its acknowledgement: a telemetry message,
+// or a run of reported patches merged into one.
+type flight struct {
+	last   uint64            // highest stream sequence it covers
+	tok    mqtt.Token        // PUBACK (QoS 1)
+	twin   chan twinResponse // twin response (IoT Hub reported patch)
+	rid    string
+	poison error // not sendable: ack it and count it dropped
+}
+
+// item is one unit to send, made from one or more records.
+type item struct {
+	last  uint64
+	msg   *edgegw.Message // telemetry, or reported with Body merged
+	count int             // records merged into it
+	bad   error
+}
+
+// errAckTimeout ends a session whose hub stopped acknowledging.
+var errAckTimeout = errors.New("no acknowledgement from the hub in time")
+
+// drain reads the identity's stream from the acked cursor and publishes it
+// in order, holding at most InFlight unacknowledged. It returns errRenew
+// when the token is due for renewal, or the session's end cause.
+func (s *session) drain() error {
+	l := s.l
+	ctx := s.ctx
+	if !s.renewAt.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(s.ctx, s.renewAt, errRenew)
+		defer cancel()
+	}
+	cursor := l.acked.Load()
+	for {
+		recs, err := l.p.q.Read(ctx, l.stream, cursor, l.p.cfg.InFlight)
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			l.p.warn.warn("reading the buffer failed; retrying", "identity", l.stream, "err", err)
+			t := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return context.Cause(ctx)
+			case <-t.C:
+			}
+			continue
+		}
+		for _, it := range batch(recs) {
+			select {
+			case s.slots <- struct{}{}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			s.queue <- s.send(it) // never blocks: a slot is held
+			cursor = it.last
+		}
+	}
+}
+
+// batch decodes records and merges runs of consecutive reported patches.
+func batch(recs []buffer.Record) []item {
+	items := make([]item, 0, len(recs))
+	for _, r := range recs {
+		m := new(edgegw.Message)
+		if err := m.UnmarshalBinary(r.Data); err != nil {
+			items = append(items, item{last: r.Seq, bad: err, count: 1})
+			continue
+		}
+		if err := CheckSize(m); err != nil {
+			items = append(items, item{last: r.Seq, bad: err, count: 1})
+			continue
+		}
+		if m.Kind == edgegw.Reported && len(items) > 0 {
+			prev := &items[len(items)-1]
+			if prev.bad == nil && prev.msg.Kind == edgegw.Reported {
+				if merged, ok := mergeReported(prev.msg.Body, m.Body); ok && len(merged) <= MaxReportedBytes {
+					prev.msg.Body, prev.last = merged, r.Seq
+					prev.count++
+					continue
+				}
+			}
+		}
+		items = append(items, item{last: r.Seq, msg: m, count: 1})
+	}
+	return items
+}
+
+// send publishes one item and returns what to wait for.
+func (s *session) send(it item) *flight {
+	l := s.l
+	if it.bad != nil {
+		return &flight{last: it.last, poison: it.bad}
+	}
+	f := &flight{last: it.last}
+	switch it.msg.Kind {
+	case edgegw.Reported:
+		rid := l.nextRID()
+		topic, twin := l.p.prof.reportedTopic(l.id, rid)
+		if twin {
+			f.twin, f.rid = s.expect(rid), rid
+			f.tok = s.client.Publish(topic, 0, false, it.msg.Body)
+		} else {
+			f.tok = s.client.Publish(topic, 1, false, it.msg.Body)
+		}
+	default:
+		f.tok = s.client.Publish(l.p.prof.telemetryTopic(l.id, it.msg), 1, false, it.msg.Body)
+	}
+	l.st.update(func(st *Status) { st.Sent++; st.InFlight++ })
+	return f
+}
+
+// ackLoop waits for each flight in order and acks the buffer up to the
+// last one acknowledged, batching acks while more are already done. The
+// first failure ends the session; nothing after it is acked.
+func (s *session) ackLoop() {
+	l := s.l
+	var done uint64 // acknowledged by the hub, not yet acked to the buffer
+	flush := func() {
+		if done <= l.acked.Load() {
+			return
+		}
+		if err := l.p.q.Ack(l.stream, done); err != nil {
+			l.p.warn.warn("acking the buffer failed", "identity", l.stream, "err", err)
+		}
+		l.acked.Store(done)
+	}
+	defer flush()
+	for f := range s.queue {
+		if !f.ready() {
+			flush() // about to wait: ack what has landed so far
+		}
+		err := s.await(f)
+		<-s.slots
+		if err != nil {
+			l.st.update(func(st *Status) { st.InFlight-- })
+			s.cancel(err)
+			return
+		}
+		done = f.last
+		now := time.Now()
+		l.st.update(func(st *Status) {
+			st.InFlight--
+			st.LastPUBACK, st.Acked = now, f.last
+			if f.poison != nil {
+				st.Dropped++
+			}
+		})
+		if len(s.queue) == 0 {
+			flush()
+		}
+	}
+}
+
+func (f *flight) ready() bool {
+	if f.poison != nil {
+		return true
+	}
+	if f.twin != nil {
+		return len(f.twin) > 0
+	}
+	select {
+	case <-f.tok.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// await waits for f's acknowledgement. A nil error means ack it.
+func (s *session) await(f *flight) error {
+	l := s.l
+	if f.poison != nil {
+		l.p.warn.warn("dropping a message the hub cannot take", "identity", l.stream, "seq", f.last, "err", f.poison)
+		return nil
+	}
+	if f.twin == nil && f.ready() { // landed already: don't let a racing session end hide it
+		if err := f.tok.Error(); err != nil {
+			return fmt.Errorf("publish seq %d: %w", f.last, err)
+		}
+		return nil
+	}
+	timer := time.NewTimer(l.p.cfg.AckTimeout)
+	defer timer.Stop()
+	if f.twin != nil {
+		select {
+		case r := <-f.twin:
+			switch {
+			case r.status >= 200 && r.status < 300:
+				return nil
+			case r.status >= 400 && r.status < 500 && r.status != 429:
+				// The hub will never take this patch: skip it, don't block the stream.
+				f.poison = fmt.Errorf("twin PATCH refused with %d: %s", r.status, truncate(r.body, 200))
+				return s.await(f)
+			}
+			return fmt.Errorf("twin PATCH answered %d", r.status)
+		case <-timer.C:
+			s.forget(f.rid)
+			return fmt.Errorf("twin PATCH seq %d: %w", f.last, errAckTimeout)
+		case <-s.ctx.Done():
+			return context.Cause(s.ctx)
+		}
+	}
+	select {
+	case <-f.tok.Done():
+		if err := f.tok.Error(); err != nil {
+			return fmt.Errorf("publish seq %d: %w", f.last, err)
+		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("publish seq %d: %w", f.last, errAckTimeout)
+	case <-s.ctx.Done():
+		return context.Cause(s.ctx)
+	}
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}

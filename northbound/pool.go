@@ -1,0 +1,114 @@
+package northbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/identity"
+	"golang.org/x/time/rate"
+)
+
+// Pool is the set of hub connections, one per identity.
+type Pool struct {
+	cfg      Config
+	prof     profile
+	ep       *endpoint
+	q        Queue
+	down     Downlink
+	log      *slog.Logger
+	warn     *floodLog
+	limiter  *rate.Limiter
+	schedule identity.Schedule
+	links    []*link
+	byID     map[edgegw.DeviceID]*link
+
+	mu      sync.Mutex
+	running bool
+}
+
+// New checks cfg (after filling its defaults) and the identities, loads
+// their keys and certificates (reading key and certificate files) and
+// returns a pool ready to Run. It does no network I/O. log nil discards.
+func New(cfg Config, ids []identity.Config, q Queue, down Downlink, log *slog.Logger) (*Pool, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if q == nil || down == nil {
+		return nil, errors.New("northbound: a queue and a downlink are required")
+	}
+	cfg.SetDefaults()
+	if err := errors.Join(cfg.Validate(), edgegw.PrefixErrors("identities", cfg.ValidateIdentities(ids))); err != nil {
+		return nil, err
+	}
+	ep, err := newEndpoint(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Insecure {
+		log.Warn("hub connection is not encrypted (insecure: true); use only for local tests", "url", ep.url)
+	}
+	p := &Pool{
+		cfg:      cfg,
+		prof:     newProfile(&cfg),
+		ep:       ep,
+		q:        q,
+		down:     down,
+		log:      log,
+		warn:     newFloodLog(log, 10*time.Second, 5),
+		limiter:  rate.NewLimiter(rate.Limit(cfg.ConnectRate), cfg.ConnectBurst),
+		schedule: identity.Schedule{TTL: cfg.TokenTTL},
+		byID:     make(map[edgegw.DeviceID]*link, len(ids)),
+	}
+	var errs []error
+	for i, ic := range ids {
+		id, err := identity.Load(ic, log)
+		if err != nil {
+			errs = append(errs, edgegw.PrefixErrors(fmt.Sprintf("identities[%d]", i), err))
+			continue
+		}
+		l := newLink(p, id)
+		p.links = append(p.links, l)
+		p.byID[id.ID] = l
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// Run connects every identity and keeps it connected until ctx ends. It
+// returns nil after all connections are closed and all goroutines it
+// started have exited. A per-identity failure (a refused key, an
+// unreachable hub) is retried with back-off and shows in Status; it never
+// stops the other identities.
+func (p *Pool) Run(ctx context.Context) error {
+	p.mu.Lock()
+	if p.running {
+		p.mu.Unlock()
+		return errors.New("northbound: pool is already running")
+	}
+	p.running = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.running = false
+		p.mu.Unlock()
+	}()
+
+	p.log.Info("connecting identities", "count", len(p.links), "url", p.ep.url,
+		"profile", p.cfg.Profile, "connect_rate", p.cfg.ConnectRate)
+	var wg sync.WaitGroup
+	for _, l := range p.links {
+		wg.Go(func() { l.run(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// hasTwin reports whether the hub keeps a twin that can be read.
+func (p *Pool) hasTwin() bool { return p.prof.twinGetTopic("0") != "" }

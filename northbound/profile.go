@@ -1,0 +1,133 @@
+package northbound
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/identity"
+)
+
+// profile is what differs between hubs: names, topics and how inbound
+// topics are read. Implementations are stateless and safe for concurrent
+// use.
+type profile interface {
+	clientID(id *identity.Identity) string
+	username(id *identity.Identity) string
+	// password returns the static password, or "" when a SAS token (or
+	// nothing) is used.
+	password(id *identity.Identity) string
+	// sas reports whether the password is a SAS token signed per connect.
+	sas(id *identity.Identity) bool
+	subscriptions(id *identity.Identity) map[string]byte
+	telemetryTopic(id *identity.Identity, m *edgegw.Message) string
+	// reportedTopic returns where a reported patch goes. twin true means it
+	// is published with QoS 0 and answered by a twin response with rid;
+	// false means QoS 1, acknowledged by PUBACK.
+	reportedTopic(id *identity.Identity, rid string) (topic string, twin bool)
+	// twinGetTopic returns the twin GET request topic, "" if the hub has
+	// no twin to read.
+	twinGetTopic(rid string) string
+	methodResponse(id *identity.Identity, name, rid string, res edgegw.Result) (topic string, payload []byte, qos byte)
+	parse(id *identity.Identity, topic string, payload []byte) (inbound, error)
+}
+
+type inboundKind uint8
+
+const (
+	inTwinResponse inboundKind = iota + 1
+	inDesired
+	inMethod
+	inC2D
+)
+
+// inbound is a classified message from the hub.
+type inbound struct {
+	kind    inboundKind
+	rid     string // twin response, method
+	status  int    // twin response
+	version int64  // desired patch; twin response "$version" (reported)
+	name    string // method
+	props   []edgegw.Property
+}
+
+var errUnknownTopic = errors.New("unexpected topic")
+
+func newProfile(c *Config) profile {
+	if c.Profile == ProfileMQTT {
+		return &mqttProfile{t: c.Topics}
+	}
+	return &iothubProfile{host: c.Host, apiVersion: c.APIVersion, modelID: c.ModelID}
+}
+
+// encodeBag writes props as a property bag: key=value pairs joined with &,
+// both percent-encoded as IoT Hub (and encodeURIComponent) expect.
+func encodeBag(b *strings.Builder, props []edgegw.Property) {
+	for i, p := range props {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(identity.EscapeComponent(p.Key))
+		b.WriteByte('=')
+		b.WriteString(identity.EscapeComponent(p.Value))
+	}
+}
+
+// parseBag reads a property bag ("a=1&%24.mid=x&flag"). A key without '='
+// has an empty value. '+' stays '+' (it is not a space here).
+func parseBag(s string) ([]edgegw.Property, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var props []edgegw.Property
+	for item := range strings.SplitSeq(s, "&") {
+		if item == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(item, "=")
+		key, err := url.PathUnescape(k)
+		if err != nil {
+			return nil, fmt.Errorf("property bag key %q: %w", k, err)
+		}
+		val, err := url.PathUnescape(v)
+		if err != nil {
+			return nil, fmt.Errorf("property bag value of %q: %w", key, err)
+		}
+		props = append(props, edgegw.Property{Key: key, Value: val})
+	}
+	return props, nil
+}
+
+// bagValue returns the value of key in props and whether it was there.
+func bagValue(props []edgegw.Property, key string) (string, bool) {
+	for _, p := range props {
+		if p.Key == key {
+			return p.Value, true
+		}
+	}
+	return "", false
+}
+
+// parseVersion reads a "$version" value; missing gives 0.
+func parseVersion(props []edgegw.Property) (int64, error) {
+	v, ok := bagValue(props, "$version")
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("$version %q is not an integer", v)
+	}
+	return n, nil
+}
+
+// expand fills a topic template for id.
+func expand(tmpl string, id *identity.Identity) string {
+	if !strings.Contains(tmpl, "{") {
+		return tmpl
+	}
+	return strings.NewReplacer("{id}", string(id.ID), "{device}", id.Device, "{module}", id.Module).Replace(tmpl)
+}

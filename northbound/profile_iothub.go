@@ -1,0 +1,181 @@
+package northbound
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/identity"
+)
+
+// MaxMessageBytes is IoT Hub's device-to-cloud message limit (256 KB),
+// counted here as the whole topic (with its property bag) plus the body.
+const MaxMessageBytes = 256 * 1024
+
+// MaxReportedBytes is the largest reported-properties patch IoT Hub takes
+// (the whole reported section is limited to 32 KB).
+const MaxReportedBytes = 32 * 1024
+
+// ErrTooLarge is wrapped by CheckSize errors.
+var ErrTooLarge = fmt.Errorf("message too large for the hub")
+
+// CheckSize returns an error wrapping ErrTooLarge if m cannot be sent to
+// the hub: telemetry over MaxMessageBytes including its topic and
+// properties, or a reported patch over MaxReportedBytes. The uplink calls
+// it at intake, so an oversized message is refused there and never reaches
+// the buffer.
+func CheckSize(m *edgegw.Message) error {
+	if m.Kind == edgegw.Reported {
+		if len(m.Body) > MaxReportedBytes {
+			return fmt.Errorf("%w: reported patch of %d bytes, limit %d", ErrTooLarge, len(m.Body), MaxReportedBytes)
+		}
+		return nil
+	}
+	if n := messageSize(m); n > MaxMessageBytes {
+		return fmt.Errorf("%w: %d bytes with topic and properties (body %d), limit %d", ErrTooLarge, n, len(m.Body), MaxMessageBytes)
+	}
+	return nil
+}
+
+// messageSize is the length of the IoT Hub telemetry topic for m plus its
+// body: the longest form, a module identity's topic.
+func messageSize(m *edgegw.Message) int {
+	dev, mod, _ := strings.Cut(string(m.Identity), "/")
+	id := &identity.Identity{ID: m.Identity, Device: dev, Module: mod}
+	return len((&iothubProfile{}).telemetryTopic(id, m)) + len(m.Body)
+}
+
+// iothubProfile speaks IoT Hub's MQTT device protocol.
+type iothubProfile struct {
+	host, apiVersion, modelID string
+}
+
+func (p *iothubProfile) clientID(id *identity.Identity) string { return string(id.ID) }
+
+// username is "{host}/{device}[/{module}]/?api-version=...".
+func (p *iothubProfile) username(id *identity.Identity) string {
+	u := p.host + "/" + string(id.ID) + "/?api-version=" + p.apiVersion
+	if p.modelID != "" {
+		u += "&model-id=" + identity.EscapeComponent(p.modelID)
+	}
+	return u + "&DeviceClientType=" + identity.EscapeComponent("edgegw/1")
+}
+
+func (p *iothubProfile) password(*identity.Identity) string { return "" }
+
+func (p *iothubProfile) sas(id *identity.Identity) bool { return id.Keys() > 0 }
+
+func (p *iothubProfile) subscriptions(id *identity.Identity) map[string]byte {
+	subs := map[string]byte{
+		"$iothub/methods/POST/#":                  0,
+		"$iothub/twin/res/#":                      0,
+		"$iothub/twin/PATCH/properties/desired/#": 0,
+	}
+	if !id.IsModule() { // modules have no C2D queue
+		subs["devices/"+id.Device+"/messages/devicebound/#"] = 1
+	}
+	return subs
+}
+
+// telemetryTopic is devices/{d}[/modules/{m}]/messages/events/{bag} with
+// the system properties first ($.mid, $.cid, $.ct, $.ce), then the
+// application properties in order.
+func (p *iothubProfile) telemetryTopic(id *identity.Identity, m *edgegw.Message) string {
+	var b strings.Builder
+	b.Grow(64 + len(id.ID) + len(m.ContentType) + len(m.MessageID) + 32*len(m.Properties))
+	b.WriteString("devices/")
+	b.WriteString(id.Device)
+	if id.Module != "" {
+		b.WriteString("/modules/")
+		b.WriteString(id.Module)
+	}
+	b.WriteString("/messages/events/")
+	writeBag(&b, m)
+	return b.String()
+}
+
+// writeBag writes m's system and application properties as a bag.
+func writeBag(b *strings.Builder, m *edgegw.Message) {
+	sys := make([]edgegw.Property, 0, 4)
+	for _, p := range []edgegw.Property{{Key: "$.mid", Value: m.MessageID}, {Key: "$.cid", Value: m.CorrelationID},
+		{Key: "$.ct", Value: m.ContentType}, {Key: "$.ce", Value: m.ContentEncoding}} {
+		if p.Value != "" {
+			sys = append(sys, p)
+		}
+	}
+	encodeBag(b, sys)
+	if len(sys) > 0 && len(m.Properties) > 0 {
+		b.WriteByte('&')
+	}
+	encodeBag(b, m.Properties)
+}
+
+func (p *iothubProfile) reportedTopic(_ *identity.Identity, rid string) (string, bool) {
+	return "$iothub/twin/PATCH/properties/reported/?$rid=" + rid, true
+}
+
+func (p *iothubProfile) twinGetTopic(rid string) string { return "$iothub/twin/GET/?$rid=" + rid }
+
+func (p *iothubProfile) methodResponse(_ *identity.Identity, _, rid string, res edgegw.Result) (string, []byte, byte) {
+	return "$iothub/methods/res/" + strconv.Itoa(res.Status) + "/?$rid=" + rid, res.Payload, 0
+}
+
+// parse classifies an inbound topic:
+//
+//	$iothub/twin/res/{status}/?$rid={rid}[&$version={v}]
+//	$iothub/twin/PATCH/properties/desired/?$version={v}
+//	$iothub/methods/POST/{name}/?$rid={rid}
+//	devices/{d}/messages/devicebound/[{bag}]
+func (p *iothubProfile) parse(id *identity.Identity, topic string, _ []byte) (inbound, error) {
+	var in inbound
+	switch {
+	case strings.HasPrefix(topic, "$iothub/twin/res/"):
+		status, query, _ := strings.Cut(strings.TrimPrefix(topic, "$iothub/twin/res/"), "/")
+		n, err := strconv.Atoi(status)
+		if err != nil || n < 100 || n > 999 {
+			return in, fmt.Errorf("twin response status %q is not a status code", status)
+		}
+		props, err := parseBag(strings.TrimPrefix(query, "?"))
+		if err != nil {
+			return in, err
+		}
+		in = inbound{kind: inTwinResponse, status: n}
+		in.rid, _ = bagValue(props, "$rid")
+		if in.version, err = parseVersion(props); err != nil {
+			return in, err
+		}
+		return in, nil
+	case strings.HasPrefix(topic, "$iothub/twin/PATCH/properties/desired/"):
+		props, err := parseBag(strings.TrimPrefix(strings.TrimPrefix(topic, "$iothub/twin/PATCH/properties/desired/"), "?"))
+		if err != nil {
+			return in, err
+		}
+		in = inbound{kind: inDesired}
+		in.version, err = parseVersion(props)
+		return in, err
+	case strings.HasPrefix(topic, "$iothub/methods/POST/"):
+		name, query, _ := strings.Cut(strings.TrimPrefix(topic, "$iothub/methods/POST/"), "/")
+		if name == "" {
+			return in, fmt.Errorf("method call without a name")
+		}
+		props, err := parseBag(strings.TrimPrefix(query, "?"))
+		if err != nil {
+			return in, err
+		}
+		in = inbound{kind: inMethod, name: name}
+		in.rid, _ = bagValue(props, "$rid")
+		if in.rid == "" {
+			return in, fmt.Errorf("method call %q without $rid", name)
+		}
+		return in, nil
+	case strings.HasPrefix(topic, "devices/"+id.Device+"/messages/devicebound/"):
+		bag := strings.TrimSuffix(strings.TrimPrefix(topic, "devices/"+id.Device+"/messages/devicebound/"), "/")
+		props, err := parseBag(bag)
+		if err != nil {
+			return in, err
+		}
+		return inbound{kind: inC2D, props: props}, nil
+	}
+	return in, fmt.Errorf("%w %q", errUnknownTopic, topic)
+}

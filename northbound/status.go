@@ -1,0 +1,85 @@
+package northbound
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/edgegw/edgegw"
+	"golang.org/x/time/rate"
+)
+
+// Status is one identity's connection state, for operations.
+type Status struct {
+	Identity       edgegw.DeviceID
+	Connected      bool
+	ConnectedSince time.Time // zero when not connected
+	LastPUBACK     time.Time // last acknowledgement from the hub
+	InFlight       int       // sent, not yet acknowledged
+	Acked          uint64    // highest stream sequence acked to the buffer
+	Sent           uint64    // messages published (including re-sends)
+	Dropped        uint64    // undecodable or oversized messages skipped
+	Commands       uint64    // commands handed to the downlink
+	Reconnects     uint64    // connections after the first (incl. renewals)
+	Renewals       uint64    // planned reconnects for a new SAS token
+	TokenExpiry    time.Time // expiry of the current SAS token
+	LastError      string    // "" until something failed
+	LastErrorTime  time.Time
+}
+
+// state is the mutable Status of one identity.
+type state struct {
+	mu sync.Mutex
+	s  Status
+}
+
+func (st *state) update(f func(s *Status)) {
+	st.mu.Lock()
+	f(&st.s)
+	st.mu.Unlock()
+}
+
+func (st *state) get() Status {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.s
+}
+
+// Status returns every identity's state, in configuration order.
+func (p *Pool) Status() []Status {
+	out := make([]Status, len(p.links))
+	for i, l := range p.links {
+		out[i] = l.st.get()
+	}
+	return out
+}
+
+// floodLog turns a flood of warnings (thousands of identities failing
+// together during a hub outage) into at most one line per interval, with
+// the number of lines left out.
+type floodLog struct {
+	log        *slog.Logger
+	lim        *rate.Limiter
+	mu         sync.Mutex
+	suppressed int
+}
+
+func newFloodLog(log *slog.Logger, every time.Duration, burst int) *floodLog {
+	return &floodLog{log: log, lim: rate.NewLimiter(rate.Every(every), burst)}
+}
+
+func (f *floodLog) warn(msg string, args ...any) {
+	f.mu.Lock()
+	if !f.lim.Allow() {
+		f.suppressed++
+		f.mu.Unlock()
+		return
+	}
+	n := f.suppressed
+	f.suppressed = 0
+	f.mu.Unlock()
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	f.log.Warn(msg, args...)
+}

@@ -1,0 +1,76 @@
+package northbound
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/edgegw/edgegw/identity"
+)
+
+// endpoint is where and how the pool dials.
+type endpoint struct {
+	url        string // broker URL for paho: mqtts://, wss://, tcp://, ws://
+	serverName string // TLS server name
+	roots      *x509.CertPool
+	// sessions is shared by identities that authenticate in MQTT CONNECT
+	// (SAS, password): resuming a TLS session then skips the full
+	// handshake on reconnects. Identities with client certificates never
+	// share it, since a resumed session carries the certificate of the
+	// session it resumes.
+	sessions tls.ClientSessionCache
+}
+
+func newEndpoint(c *Config) (*endpoint, error) {
+	addr := c.Address
+	if addr == "" {
+		addr = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", addr, err)
+	}
+	e := &endpoint{serverName: host}
+	scheme := map[[2]bool]string{{false, false}: "mqtts", {false, true}: "wss", {true, false}: "tcp", {true, true}: "ws"}[[2]bool{c.Insecure, c.Transport == TransportWebSocket}]
+	e.url = scheme + "://" + addr
+	if c.Transport == TransportWebSocket {
+		e.url += c.WebSocketPath
+	}
+	if c.Insecure {
+		return e, nil
+	}
+	switch {
+	case c.RootCAs != nil:
+		e.roots = c.RootCAs
+	case c.CAFile != "":
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		e.roots = x509.NewCertPool()
+		if !e.roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no PEM certificates in it", c.CAFile)
+		}
+	}
+	e.sessions = tls.NewLRUClientSessionCache(64)
+	return e, nil
+}
+
+// tlsConfig returns the TLS configuration for one identity, or nil for
+// plaintext. TLS 1.2 is the floor; the hub's certificate is verified
+// against the configured CAs or the system roots.
+func (e *endpoint) tlsConfig(id *identity.Identity) *tls.Config {
+	if e.sessions == nil {
+		return nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: e.roots, ServerName: e.serverName}
+	if cert := id.Certificate(); cert != nil {
+		c.Certificates = []tls.Certificate{*cert}
+	} else {
+		c.ClientSessionCache = e.sessions
+	}
+	return c
+}
