@@ -60,7 +60,7 @@ func (k *hook) ID() string { return "hubsim" }
 
 func (k *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnSubscribe, mqtt.OnSubscribed,
 		mqtt.OnWillSent,
 	}, []byte{b})
@@ -148,19 +148,35 @@ func (k *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
 	}
 }
 
-func (k *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+// OnSessionEstablish makes c the identity's connection before the CONNACK
+// is written, so a client that saw its CONNACK is connected for the Go API.
+func (k *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	h := k.h
-	c := h.connOf(cl)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.conns[cl]
 	if c == nil {
 		return
 	}
-	h.mu.Lock()
 	if id, ok := h.idents[c.key]; ok {
 		id.conn = c
 		id.connects++
 		id.connectedAt = time.Now().UTC()
 		id.lastActivity = id.connectedAt
 	}
+}
+
+// OnSessionEstablished runs after the CONNACK: downlink may flow now.
+func (k *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h := k.h
+	c := h.connOf(cl)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.ready = true
+	c.mu.Unlock()
+	h.mu.Lock()
 	h.signalLocked()
 	h.mu.Unlock()
 	h.log.Debug("device connected", "device", c.key, "auth", c.auth)

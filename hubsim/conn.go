@@ -37,6 +37,7 @@ type conn struct {
 
 	mu       sync.Mutex
 	closed   bool
+	ready    bool // CONNACK written: downlink may flow
 	ridSeq   uint64
 	methods  map[string]chan MethodResult // pending direct methods by rid
 	inflight map[uint16]string            // C2D packet id -> message id
@@ -67,8 +68,15 @@ func (c *conn) allowedFilter(filter string) bool {
 	return c.moduleID != "" && filter == "devices/"+c.deviceID+"/modules/"+c.moduleID+"/#"
 }
 
-// subscribed reports whether the session holds one of filters.
+// subscribed reports whether the connection is established and its
+// session holds one of filters.
 func (c *conn) subscribed(filters ...string) bool {
+	c.mu.Lock()
+	ready := c.ready && !c.closed
+	c.mu.Unlock()
+	if !ready {
+		return false
+	}
 	for _, f := range filters {
 		if _, ok := c.cl.State.Subscriptions.Get(f); ok {
 			return true

@@ -62,6 +62,7 @@ type dialOpts struct {
 	cert     *tls.Certificate
 	will     *willOpt
 	noPass   bool
+	noAck    bool // do not PUBACK received messages
 }
 
 type willOpt struct {
@@ -124,6 +125,7 @@ func dial(t testing.TB, h *Hub, id string, o dialOpts) (*devClient, error) {
 			default:
 			}
 		})
+	opts.SetAutoAckDisabled(o.noAck)
 	if o.password != "" {
 		opts.SetPassword(o.password)
 	}
