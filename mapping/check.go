@@ -109,3 +109,28 @@ func list(s []string) string {
 	sort.Strings(s)
 	return strings.Join(s, ", ")
 }
+
+// CheckIdentities checks that every identity a rule names is one the
+// gateway owns (configures a connection for). Paths are relative to Config.
+func (c *Config) CheckIdentities(owned []edgegw.DeviceID) error {
+	have := make(map[edgegw.DeviceID]bool, len(owned))
+	for _, id := range owned {
+		have[id] = true
+	}
+	var errs []error
+	check := func(path string, id edgegw.DeviceID) {
+		if id != "" && !have[id] {
+			errs = append(errs, edgegw.Errorf(path, "identity %q is not configured", id))
+		}
+	}
+	for i, d := range c.Devices {
+		check(fmt.Sprintf("devices[%d].identity", i), d.Identity)
+	}
+	for i, m := range c.Methods {
+		check(fmt.Sprintf("methods[%d].identity", i), m.Identity)
+	}
+	for i, r := range c.C2D {
+		check(fmt.Sprintf("c2d[%d].identity", i), r.Identity)
+	}
+	return errors.Join(errs...)
+}

@@ -40,6 +40,7 @@ import (
 //	          alarm: false            # a true / non-zero / non-empty value is an alarm
 //	          alarm_above: 90         # a value above this is an alarm
 //	          alarm_below: 5          # a value below this is an alarm
+//	        - {name: speed, type: float, writable: true, min: 0, max: 1500}
 //	  methods:                        # down: direct methods -> device actions
 //	    - identity: plc-3
 //	      name: setSpeed
