@@ -4,8 +4,8 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,7 +15,7 @@ import (
 func (h *Hub) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wsPath, h.serveWebsocket)
-	mux.Handle("GET /edgegw/telemetry", h.serviceAuth(RightServiceConnect, h.serveTelemetry))
+	mux.Handle("GET /edgegw/telemetry", h.serviceAuth([]Right{RightServiceConnect}, h.serveTelemetry))
 	h.restRoutes(mux)
 	return mux
 }
@@ -30,29 +31,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError writes an error body in the shape azure-iothub parses:
 // {"Message":"ErrorCode:<Code>;<text>","ExceptionMessage":"Tracking ID:..."}.
-func writeError(w http.ResponseWriter, status int, code, text string) {
+// The numeric IoT Hub code is added as "errorCode".
+func writeError(w http.ResponseWriter, status int, code string, num int, text string) {
 	w.Header().Set("iothub-errorcode", code)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	writeJSON(w, status, map[string]string{
+	writeJSON(w, status, map[string]any{
 		"Message":          "ErrorCode:" + code + ";" + text,
 		"ExceptionMessage": "Tracking ID:" + hex.EncodeToString(b[:]) + "-G:0-TimeStamp:" + time.Now().UTC().Format("01/02/2006 15:04:05"),
+		"errorCode":        num,
 	})
 }
 
 // serviceAuth requires a service SAS token (Authorization header) signed
-// with a policy that has the right, or the right's registry variant.
-func (h *Hub) serviceAuth(right Right, next http.HandlerFunc) http.Handler {
+// with a policy that has one of rights.
+func (h *Hub) serviceAuth(rights []Right, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h.checkServiceToken(r.Header.Get("Authorization"), right); err != nil {
-			writeError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", err.Error())
+		if err := h.checkServiceToken(r.Header.Get("Authorization"), rights); err != nil {
+			writeError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", 401002, err.Error())
 			return
 		}
 		next(w, r)
 	})
 }
 
-func (h *Hub) checkServiceToken(token string, right Right) error {
+func (h *Hub) checkServiceToken(token string, rights []Right) error {
 	s, err := ParseSAS(token)
 	if err != nil {
 		return err
@@ -64,7 +67,7 @@ func (h *Hub) checkServiceToken(token string, right Right) error {
 	if !ok {
 		return errUnknownPolicy
 	}
-	if !p.has(right) && !(right == RightRegistryRead && p.has(RightRegistryWrite)) {
+	if !slices.ContainsFunc(rights, p.has) {
 		return errPolicyRights
 	}
 	host, rest, _ := strings.Cut(s.Resource, "/")

@@ -17,7 +17,7 @@ func (h *Hub) serveTelemetry(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("after"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "ArgumentInvalid", "after must be a sequence number")
+			writeError(w, http.StatusBadRequest, "ArgumentInvalid", 400004, "after must be a sequence number")
 			return
 		}
 		after = n
