@@ -63,6 +63,11 @@ func compileMethod(t *tables, mr *MethodRule, path string, add adder) *method {
 			continue
 		}
 		m.actions = append(m.actions, a)
+		for _, ref := range append(a.frame.refs(), a.topic.refs()...) {
+			if p := byName[ref]; p != nil && p.optional && p.def == nil {
+				add(ap, "${%s} refers to an optional parameter without a default", ref)
+			}
+		}
 	}
 	if mr.Identity == "" || mr.Name == "" {
 		return nil

@@ -21,6 +21,10 @@ func (m *Mapper) downDesired(p *Plan) {
 	var bad []string
 	for _, f := range fields {
 		raw := bytes.TrimSpace(f.raw)
+		if f.key == "$version" && cmd.Version == 0 {
+			// The gateway normally sets Version; the patch has it too.
+			_ = json.Unmarshal(raw, &cmd.Version)
+		}
 		if strings.HasPrefix(f.key, "$") || string(raw) == "null" {
 			continue
 		}

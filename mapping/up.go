@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/edgegw/edgegw"
@@ -222,18 +223,45 @@ func (o *obj) key(k string) {
 	} else {
 		o.b = append(o.b, ',')
 	}
-	kb, _ := json.Marshal(k)
-	o.b = append(append(o.b, kb...), ':')
+	o.b = append(appendString(o.b, k), ':')
 }
 
 func (o *obj) raw(k string, v []byte) { o.key(k); o.b = append(o.b, v...) }
 
 func (o *obj) val(k string, v any) {
+	o.key(k)
+	switch x := v.(type) {
+	case string:
+		o.b = appendString(o.b, x)
+		return
+	case edgegw.Value:
+		if s, ok := x.Str(); ok {
+			o.b = appendString(o.b, s)
+			return
+		}
+		if f, ok := x.Float(); ok && x.Kind() == edgegw.KindFloat && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			o.b = strconv.AppendFloat(o.b, f, 'g', -1, 64)
+			return
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		b = []byte("null")
 	}
-	o.raw(k, b)
+	o.b = append(o.b, b...)
+}
+
+// appendString appends s as a JSON string; plain ASCII takes a fast path.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func (o *obj) bytes() []byte {
