@@ -1,0 +1,240 @@
+package northbound
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/buffer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// memQueue is an in-memory Queue with the buffer's contract, for tests
+// that need no disk.
+type memQueue struct {
+	mu      sync.Mutex
+	wake    chan struct{} // closed and replaced on every append
+	streams map[string]*memStream
+}
+
+type memStream struct {
+	recs  []buffer.Record
+	next  uint64
+	acked uint64
+	acks  int
+}
+
+func newMemQueue() *memQueue {
+	return &memQueue{wake: make(chan struct{}), streams: map[string]*memStream{}}
+}
+
+func (q *memQueue) stream(name string) *memStream {
+	s := q.streams[name]
+	if s == nil {
+		s = &memStream{}
+		q.streams[name] = s
+	}
+	return s
+}
+
+func (q *memQueue) append(name string, msgs ...edgegw.Message) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.stream(name)
+	for i := range msgs {
+		b, _ := msgs[i].MarshalBinary()
+		s.next++
+		s.recs = append(s.recs, buffer.Record{Seq: s.next, Data: b, Time: time.Now()})
+	}
+	close(q.wake)
+	q.wake = make(chan struct{})
+}
+
+func (q *memQueue) appendRaw(name string, data []byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.stream(name)
+	s.next++
+	s.recs = append(s.recs, buffer.Record{Seq: s.next, Data: data, Time: time.Now()})
+	close(q.wake)
+	q.wake = make(chan struct{})
+}
+
+func (q *memQueue) Read(ctx context.Context, name string, after uint64, max int) ([]buffer.Record, error) {
+	for {
+		q.mu.Lock()
+		s := q.stream(name)
+		var out []buffer.Record
+		for _, r := range s.recs {
+			if r.Seq > after && len(out) < max {
+				out = append(out, r)
+			}
+		}
+		wake := q.wake
+		q.mu.Unlock()
+		if len(out) > 0 {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-wake:
+		}
+	}
+}
+
+func (q *memQueue) Ack(name string, upto uint64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.stream(name)
+	if upto < s.acked {
+		return fmt.Errorf("ack %d below %d", upto, s.acked)
+	}
+	s.acked = upto
+	s.acks++
+	i := sort.Search(len(s.recs), func(i int) bool { return s.recs[i].Seq > upto })
+	s.recs = s.recs[i:]
+	return nil
+}
+
+// pending returns how many records of the stream are not acked.
+func (q *memQueue) pending(name string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.stream(name).recs)
+}
+
+// recorder is a Downlink that records commands and answers methods by a
+// table.
+type recorder struct {
+	mu   sync.Mutex
+	cmds []edgegw.Command
+	got  chan edgegw.Command
+}
+
+func newRecorder() *recorder { return &recorder{got: make(chan edgegw.Command, 1000)} }
+
+func (r *recorder) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
+	r.mu.Lock()
+	r.cmds = append(r.cmds, cmd)
+	r.mu.Unlock()
+	select {
+	case r.got <- cmd:
+	default:
+	}
+	switch {
+	case cmd.Kind == edgegw.Method && cmd.Name == "echo":
+		return edgegw.Result{Status: 200, Payload: cmd.Payload}
+	case cmd.Kind == edgegw.Method:
+		return edgegw.Result{Status: 501, Payload: []byte(`{"error":"unknown method"}`)}
+	}
+	return edgegw.Result{Status: 200}
+}
+
+// next waits for the next command of kind k.
+func (r *recorder) next(t *testing.T, k edgegw.CommandKind) edgegw.Command {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case c := <-r.got:
+			if c.Kind == k {
+				return c
+			}
+		case <-deadline:
+			t.Fatalf("no %v command within 10s", k)
+		}
+	}
+}
+
+// eventually polls cond every 10ms until it holds or d passes.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// needTool returns the path of a Debian tool, skipping the test when it is
+// missing, or failing it when CI is set.
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
+		if p := filepath.Join(dir, name); fileExists(p) {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required in CI (apt-get install %s)", name, name)
+	}
+	t.Skipf("%s not installed (apt-get install %s); skipping", name, name)
+	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startMosquitto runs Debian's mosquitto on 127.0.0.1 with a generated
+// config (extra lines appended) and returns its port.
+func startMosquitto(t testing.TB, extra string) int {
+	t.Helper()
+	bin := needTool(t, "mosquitto")
+	port := freePort(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	body := "listener " + strconv.Itoa(port) + " 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nmax_inflight_messages 0\nmax_queued_messages 100000\n" + extra
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	eventually(t, 5*time.Second, "mosquitto to listen", func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return port
+}
