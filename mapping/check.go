@@ -9,22 +9,35 @@ import (
 	"github.com/edgegw/edgegw"
 )
 
-// Check checks the rules against the points the adapters provide: every
-// device a rule names must exist, every listed point must exist, a
-// writable point must be writable by its adapter and its type must be the
-// kind the adapter decodes. Send actions must name a known device. An
-// adapter that lists no points at all (such as a LAN broker) is not checked
-// unless a rule lists points for it; the gateway checks that such adapters
-// exist. Paths are relative to Config. Call it after Validate.
+// Check checks the rules against what the adapters provide. points lists
+// every configured point; an entry with only Adapter set announces an
+// adapter (the gateway adds one per adapter), and one with Adapter and
+// Device set announces a device without points.
+//
+// Every adapter a rule names (device rules, send and publish actions, c2d
+// rules) must be announced or have points. Of an adapter that has device
+// entries, a rule may name only those devices; an adapter with none (a LAN
+// broker, whose devices are not known in advance) accepts any device name.
+// Every listed point must exist, a writable point must be writable by its
+// adapter, and its type must be the kind the adapter decodes. Paths are
+// relative to Config. Call it after Validate.
 func (c *Config) Check(points []edgegw.PointInfo) error {
 	cat := catalog{devices: map[devKey]map[string]edgegw.PointInfo{}, adapters: map[string][]string{}}
 	for _, p := range points {
+		if _, ok := cat.adapters[p.Adapter]; !ok {
+			cat.adapters[p.Adapter] = nil
+		}
+		if p.Device == "" {
+			continue
+		}
 		k := devKey{p.Adapter, p.Device}
 		if cat.devices[k] == nil {
 			cat.devices[k] = map[string]edgegw.PointInfo{}
 			cat.adapters[p.Adapter] = append(cat.adapters[p.Adapter], p.Device)
 		}
-		cat.devices[k][p.Point] = p
+		if p.Point != "" {
+			cat.devices[k][p.Point] = p
+		}
 	}
 	var errs []error
 	add := func(path, format string, args ...any) {
@@ -32,7 +45,7 @@ func (c *Config) Check(points []edgegw.PointInfo) error {
 	}
 	for i, d := range c.Devices {
 		path := fmt.Sprintf("devices[%d]", i)
-		if !cat.device(path, d.Adapter, d.Device, len(d.Points) > 0, add) {
+		if !cat.device(path, d.Adapter, d.Device, add) {
 			continue
 		}
 		infos := cat.devices[devKey{d.Adapter, d.Device}]
@@ -53,14 +66,22 @@ func (c *Config) Check(points []edgegw.PointInfo) error {
 	}
 	for i, m := range c.Methods {
 		for j, a := range m.Actions {
-			if a.Kind == "send" {
-				cat.device(fmt.Sprintf("methods[%d].actions[%d]", i, j), a.Adapter, a.Device, true, add)
+			path := fmt.Sprintf("methods[%d].actions[%d]", i, j)
+			switch a.Kind {
+			case "send":
+				cat.device(path, a.Adapter, a.Device, add)
+			case "publish":
+				cat.adapter(path, a.Adapter, add)
 			}
 		}
 	}
 	for i, r := range c.C2D {
-		if r.Kind == "send" {
-			cat.device(fmt.Sprintf("c2d[%d]", i), r.Adapter, r.Device, true, add)
+		path := fmt.Sprintf("c2d[%d]", i)
+		switch r.Kind {
+		case "send":
+			cat.device(path, r.Adapter, r.Device, add)
+		case "publish":
+			cat.adapter(path, r.Adapter, add)
 		}
 	}
 	return errors.Join(errs...)
@@ -71,19 +92,27 @@ type catalog struct {
 	adapters map[string][]string // adapter -> devices, in catalog order
 }
 
-// device checks that adapter/device is in the catalog. An adapter absent
-// from the catalog is an error only when required; it reports whether the
-// device's points can be checked.
-func (c *catalog) device(path, adapter, device string, required bool, add adder) bool {
-	devs, ok := c.adapters[adapter]
-	if !ok {
-		if required {
-			have := make([]string, 0, len(c.adapters))
-			for a := range c.adapters {
-				have = append(have, a)
-			}
-			add(path+".adapter", "adapter %q provides no devices (adapters with devices: %s)", adapter, list(have))
+// adapter checks that the adapter is known.
+func (c *catalog) adapter(path, adapter string, add adder) bool {
+	if _, ok := c.adapters[adapter]; !ok {
+		have := make([]string, 0, len(c.adapters))
+		for a := range c.adapters {
+			have = append(have, a)
 		}
+		add(path+".adapter", "unknown adapter %q (adapters: %s)", adapter, list(have))
+		return false
+	}
+	return true
+}
+
+// device checks that adapter/device is known, and reports whether the
+// device's points can be checked (false for an adapter that lists none).
+func (c *catalog) device(path, adapter, device string, add adder) bool {
+	if !c.adapter(path, adapter, add) {
+		return false
+	}
+	devs := c.adapters[adapter]
+	if len(devs) == 0 {
 		return false
 	}
 	if c.devices[devKey{adapter, device}] == nil {

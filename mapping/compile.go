@@ -118,12 +118,19 @@ func compile(c *Config) (*tables, error) {
 	for _, id := range c.Identities {
 		t.owned[id] = true
 	}
+	// checkID checks a rule's identity against Identities, when set.
+	checkID := func(path string, id edgegw.DeviceID) {
+		if len(c.Identities) > 0 && id != "" && !t.owned[id] {
+			add(path, "identity %q is not configured (identities: %s)", id, idList(c.Identities))
+		}
+	}
 	first := map[devKey]int{}
 	reported := map[edgegw.DeviceID]map[string]string{} // identity -> field -> path
 	for i := range c.Devices {
 		d := &c.Devices[i]
 		path := fmt.Sprintf("devices[%d]", i)
 		r := compileDevice(d, path, add)
+		checkID(path+".identity", d.Identity)
 		k := devKey{d.Adapter, d.Device}
 		if j, dup := first[k]; dup {
 			add(path, "duplicate rule for device %s (first at devices[%d])", k, j)
@@ -131,7 +138,7 @@ func compile(c *Config) (*tables, error) {
 		}
 		first[k] = i
 		t.devices[k] = r
-		if d.Identity != "" {
+		if d.Identity != "" && len(c.Identities) == 0 {
 			t.owned[d.Identity] = true
 		}
 		for _, p := range sortedPoints(r.points) {
@@ -161,6 +168,7 @@ func compile(c *Config) (*tables, error) {
 		mr := &c.Methods[i]
 		path := fmt.Sprintf("methods[%d]", i)
 		m := compileMethod(t, mr, path, add)
+		checkID(path+".identity", mr.Identity)
 		if m == nil {
 			continue
 		}
@@ -179,6 +187,7 @@ func compile(c *Config) (*tables, error) {
 		cr := &c.C2D[i]
 		path := fmt.Sprintf("c2d[%d]", i)
 		r := compileC2D(cr, path, add)
+		checkID(path+".identity", cr.Identity)
 		if cr.Identity == "" {
 			continue
 		}
@@ -192,6 +201,14 @@ func compile(c *Config) (*tables, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+func idList(ids []edgegw.DeviceID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return list(s)
 }
 
 func lazy(m map[edgegw.DeviceID]map[string]*point, id edgegw.DeviceID) map[string]*point {

@@ -71,8 +71,10 @@ import (
 // limits then apply to the value as well as the parameter's own.
 //
 // Identities is not read from YAML: the gateway sets it to the identities
-// it owns, so that ready-made messages from LAN devices that name their
-// identity can be routed (identities named in device rules are owned too).
+// it owns. Validate then refuses rules naming any other identity, and Up
+// routes a ready-made message from a LAN device that names its identity
+// only if it is one of them. When Identities is empty, the identities of
+// the device rules are the ones owned.
 type Config struct {
 	UnknownMethodStatus int               `yaml:"unknown_method_status"`
 	Devices             []DeviceRule      `yaml:"devices"`
