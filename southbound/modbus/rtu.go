@@ -111,7 +111,7 @@ func (l *rtuLink) Send(req []byte) ([]byte, error) {
 	return append([]byte(nil), resp...), nil
 }
 
-func (l *rtuLink) readFrame(f *os.File) ([]byte, error) {
+func (l *rtuLink) readFrame(f io.Reader) ([]byte, error) {
 	n, err := io.ReadFull(f, l.buf[:rtuHeader])
 	if err != nil {
 		return nil, l.ioError(err, n == 0)
@@ -197,7 +197,10 @@ func rtuFrameLen(hdr []byte) (int, error) {
 	case fc&0x80 != 0:
 		return 5, nil // unit, function, exception code, crc
 	case fc >= 1 && fc <= 4:
-		return rtuHeader + int(hdr[2]) + 2, nil
+		if n := rtuHeader + int(hdr[2]) + 2; n <= rtuMaxADU {
+			return n, nil
+		}
+		return 0, fmt.Errorf("%w: byte count %d", ErrProtocol, hdr[2])
 	case fc == 5 || fc == 6 || fc == 15 || fc == 16:
 		return 8, nil
 	}
