@@ -7,19 +7,21 @@
 // stream in order from a cursor; Ack deletes a stream's records up to a
 // sequence. After a restart, Read from 0 starts at the oldest unacked record.
 // Retention by age and by total bytes drops the oldest records, counts every
-// drop and logs them at a bounded rate.
+// drop and logs them at a bounded rate. A nearly full disk makes Append fail
+// (ErrDiskFull) without writing; the queue recovers by itself when space
+// returns.
 //
-// The package imports no other room: it stores bytes.
+// The package imports no other room: it stores bytes. The design record
+// (key layout, group commit, reclamation, disk-full handling, measured
+// figures) follows in doc.go.
 package buffer
-
-// (API stub: the buffer issue fills this package in.)
 
 import "time"
 
 // Entry is one record to append to a stream.
 type Entry struct {
-	Stream string // the identity's stream name (the DeviceID)
-	Data   []byte // opaque bytes (an edgegw.Message in binary form)
+	Stream string // the identity's stream name (the DeviceID); any bytes, 1 to MaxStreamName long
+	Data   []byte // opaque bytes (an edgegw.Message in binary form); copied by Append
 	Alarm  bool   // kept longer than telemetry when retention must drop
 }
 

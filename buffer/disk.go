@@ -1,0 +1,167 @@
+package buffer
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"golang.org/x/sys/unix"
+)
+
+// badgerOptions is the small-device profile measured in the reference
+// (libraries.md §3.3): 8 MiB memtables, small caches, no compression, and
+// SyncWrites so that a committed transaction is on disk.
+func badgerOptions(dir string, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{log}).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueLogMaxEntries(100000).
+		WithBaseTableSize(1 << 20).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithCompression(options.None).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(false) // one writer: nothing to conflict with
+}
+
+// badgerLogger passes badger's warnings and errors to slog and drops its
+// chatty info and debug lines.
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any) {
+	l.log.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "engine", "badger")
+}
+
+func (l badgerLogger) Warningf(f string, a ...any) {
+	l.log.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "engine", "badger")
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}
+
+// diskUsage returns the bytes allocated to the files in dir (what du
+// reports). badger's own Size is refreshed only now and then, and the
+// apparent file sizes count sparse, preallocated space.
+func diskUsage(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, e := range entries {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, e.Name()), &st); err != nil {
+			continue // removed by a compaction meanwhile
+		}
+		total += st.Blocks * 512
+	}
+	return total, nil
+}
+
+// freeSpace returns the bytes an unprivileged process may still write on
+// the filesystem holding dir.
+func freeSpace(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// checkDisk returns an error matching ErrDiskFull while the free space is
+// below the reserve, and logs when that state begins and ends.
+func (q *Queue) checkDisk() error {
+	free, err := freeSpace(q.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("buffer: %w", &os.PathError{Op: "statfs", Path: q.cfg.Dir, Err: err})
+	}
+	full := free < q.cfg.MinFreeBytes
+	q.mu.Lock()
+	changed := full != q.counters.diskFull
+	q.counters.diskFull = full
+	q.mu.Unlock()
+	switch {
+	case changed && full:
+		q.log.Warn("buffer: disk almost full, refusing appends", "dir", q.cfg.Dir, "free", free, "reserve", q.cfg.MinFreeBytes)
+	case changed:
+		q.log.Info("buffer: disk space back, accepting appends", "dir", q.cfg.Dir, "free", free)
+	}
+	if full {
+		return fmt.Errorf("buffer %s: %d bytes free, %d kept in reserve: %w", q.cfg.Dir, free, q.cfg.MinFreeBytes, ErrDiskFull)
+	}
+	return nil
+}
+
+// Reclamation. Deleted records are tombstones; badger drops them (and the
+// records they hide) only when a compaction reaches the bottom level with
+// nothing below, which for a FIFO it rarely does (badger issue 2329). So
+// the queue flattens the tree itself when the directory holds much more
+// than the live data.
+const (
+	reclaimSlack      = 32 << 20 // disk use allowed over 2x the live bytes before a flatten
+	reclaimCheckBytes = 8 << 20  // deleted bytes between two checks triggered by the writer
+)
+
+// maintain runs the sweeps, the reclamation checks and the drop log until
+// the queue closes.
+func (q *Queue) maintain() {
+	t := time.NewTicker(q.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.closing:
+			return
+		case <-t.C:
+			q.sweep()
+			q.reclaim()
+			q.mu.Lock()
+			q.drops.flush(q.log, false)
+			q.mu.Unlock()
+		case <-q.reclaimCh:
+			q.reclaim()
+		}
+	}
+}
+
+// reclaim flattens the tree when the directory uses more than twice the
+// live bytes plus reclaimSlack, and the filesystem has room to rewrite it.
+func (q *Queue) reclaim() {
+	du, err := diskUsage(q.cfg.Dir)
+	if err != nil {
+		q.log.Warn("buffer: cannot measure disk use", "err", err)
+		return
+	}
+	q.mu.RLock()
+	live := q.total
+	q.mu.RUnlock()
+	if du <= 2*live+reclaimSlack {
+		return
+	}
+	if free, err := freeSpace(q.cfg.Dir); err != nil || free < du+q.cfg.MinFreeBytes {
+		q.log.Debug("buffer: too little free space to compact", "dir", q.cfg.Dir, "used", du, "free", free)
+		return
+	}
+	start := time.Now()
+	err = q.db.Flatten(2)
+	after, _ := diskUsage(q.cfg.Dir)
+	q.mu.Lock()
+	q.counters.flattens++
+	q.mu.Unlock()
+	if err != nil {
+		q.log.Warn("buffer: compaction failed", "err", err)
+		return
+	}
+	q.log.Debug("buffer: compacted", "before", du, "after", after, "live", live, "took", time.Since(start))
+}

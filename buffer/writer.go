@@ -1,0 +1,195 @@
+package buffer
+
+import badger "github.com/dgraph-io/badger/v4"
+
+// The writer goroutine is the only one that writes to badger. It takes
+// every request that is waiting (up to maxCycleRequests), applies them to
+// one transaction and commits it with one fsync: group commit. A cycle
+// runs in phases: acks, drops by age, the disk-space check, drops by size,
+// appends. When a transaction reaches badger's size limit the writer
+// commits it and continues in a new one ("rolls"); one Append's entries
+// always share one transaction, so an Append is all-or-nothing.
+
+type opKind uint8
+
+const (
+	opAppend opKind = iota
+	opAck
+	opDrop // drop expired records (seqs), found by Read or the sweeper
+)
+
+type request struct {
+	op      opKind
+	entries []Entry  // opAppend
+	values  [][]byte // opAppend: encoded values, time filled in by the writer
+	size    int64    // opAppend: stored bytes
+	est     int64    // opAppend: transaction budget it needs
+	stream  string   // opAck, opDrop
+	upto    uint64   // opAck
+	seqs    []uint64 // opDrop, ascending
+	done    chan error
+	err     error
+}
+
+const maxCycleRequests = 1024
+
+// entryCost is badger's estimate of an entry's share of a transaction
+// (txn.checkSize: key + value + 2 meta bytes + 10 for the version).
+func entryCost(keyLen, valueLen int) int64 { return int64(keyLen+valueLen) + 12 }
+
+// metaCost is the budget of one stream's meta entry.
+func metaCost(nameLen int) int64 { return entryCost(metaKeyLen, metaFixedLen+nameLen) }
+
+func (q *Queue) writeLoop() {
+	defer close(q.writerDone)
+	var carry *request
+	for {
+		var reqs []*request
+		reqs, carry = q.collect(carry)
+		if reqs == nil {
+			break
+		}
+		q.process(reqs)
+		for _, r := range reqs {
+			r.done <- r.err
+		}
+	}
+	for { // fail what is still queued
+		select {
+		case r := <-q.reqs:
+			r.done <- ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+// collect waits for a request (or takes carry) and adds whatever else is
+// waiting, as long as the appends fit under MaxBytes and about two
+// transactions. A request that does not fit is returned as the next
+// carry. It returns nil when the queue is closing.
+func (q *Queue) collect(carry *request) (reqs []*request, next *request) {
+	if carry == nil {
+		select {
+		case carry = <-q.reqs:
+		case <-q.closing:
+			return nil, nil
+		}
+	}
+	reqs = append(reqs, carry)
+	var size, est int64
+	if carry.op == opAppend {
+		size, est = carry.size, carry.est
+	}
+	for len(reqs) < maxCycleRequests {
+		var r *request
+		select {
+		case r = <-q.reqs:
+		default:
+			return reqs, nil
+		}
+		if r.op == opAppend {
+			if size+r.size > q.cfg.MaxBytes || est+r.est > 2*q.maxTxnSize {
+				return reqs, r
+			}
+			size, est = size+r.size, est+r.est
+		}
+		reqs = append(reqs, r)
+	}
+	return reqs, nil
+}
+
+// process applies one cycle of requests.
+func (q *Queue) process(reqs []*request) {
+	c := q.newCycle()
+	defer c.discard()
+	var appends []*request
+	var appendSize int64
+	for _, r := range reqs {
+		if r.op == opAck {
+			c.ack(r)
+		}
+	}
+	for _, r := range reqs {
+		switch r.op {
+		case opDrop:
+			c.dropExpired(r)
+		case opAppend:
+			appends = append(appends, r)
+			appendSize += r.size
+		}
+	}
+	if len(appends) > 0 {
+		if err := q.checkDisk(); err != nil {
+			for _, r := range appends {
+				r.err = err
+			}
+			appends = nil
+		}
+	}
+	if len(appends) > 0 {
+		if over := q.total + c.delta() + appendSize - q.cfg.MaxBytes; over > 0 {
+			c.dropOldest(over + min(q.cfg.MaxBytes/64, 8<<20))
+		}
+		for _, r := range appends {
+			c.append(r)
+		}
+	}
+	c.commit()
+}
+
+// append adds all entries of r to the current transaction.
+func (c *cycle) append(r *request) {
+	if c.err != nil {
+		r.err = c.err
+		return
+	}
+	est := r.est
+	if !c.fits(int64(2*len(r.entries)), est) {
+		c.roll()
+		if c.err != nil {
+			r.err = c.err
+			return
+		}
+	}
+	c.cur = r
+	defer func() { c.cur = nil }()
+	for i, e := range r.entries {
+		s := c.stream(e.Stream)
+		p := c.state(s)
+		p.m.last++
+		seq := p.m.last
+		cl := telemetry
+		if e.Alarm {
+			cl = alarm
+		}
+		if p.m.count[cl] == 0 {
+			p.m.head[cl] = seq
+		}
+		p.m.count[cl]++
+		p.m.bytes[cl] += storedSize(len(e.Data))
+		p.appended++
+		putValueTime(r.values[i], c.now)
+		ent := badger.NewEntry(dataKey(p.id, seq), r.values[i]).WithMeta(cl.userMeta())
+		if err := c.txn.SetEntry(ent); err != nil {
+			c.abort(err) // the budget estimate was wrong: fail the whole transaction
+			r.err = c.err
+			return
+		}
+		c.count++
+		c.size += entryCost(dataKeyLen, len(r.values[i]))
+	}
+}
+
+// stream returns the stream called name, creating it if needed.
+func (c *cycle) stream(name string) *stream {
+	c.q.mu.RLock()
+	s := c.q.streams[name]
+	c.q.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	return c.q.streamLocked(name)
+}
