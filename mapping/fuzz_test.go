@@ -148,12 +148,23 @@ func FuzzDown(f *testing.F) {
 // frames and topics must carry no injected control characters or wildcards.
 func revalidate(t *testing.T, cfg *Config, cmd edgegw.Command, actions []edgegw.Action) {
 	t.Helper()
+	var obj map[string]any
 	if cmd.Kind != edgegw.C2D {
 		b := bytes.TrimSpace(cmd.Payload)
 		if len(b) > 0 && string(b) != "null" {
-			var obj map[string]any
 			if err := json.Unmarshal(b, &obj); err != nil {
 				t.Fatalf("actions from a payload that is not a JSON object: %q: %v", cmd.Payload, err)
+			}
+		}
+	}
+	if cmd.Kind == edgegw.Desired {
+		// A patch that touches a read-only point is invalid as a whole.
+		if v, ok := obj["temperature"]; ok && v != nil {
+			t.Fatalf("actions from a patch that sets read-only temperature: %q", cmd.Payload)
+		}
+		for _, a := range actions {
+			if v, ok := obj[a.Point]; !ok || v == nil {
+				t.Fatalf("%s: property %q not set in the patch %q", a, a.Point, cmd.Payload)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -167,5 +168,33 @@ func TestUpDoesNotAlias(t *testing.T) {
 	}
 	if !bytes.Equal(again[0].Body, []byte(`{}`)) {
 		t.Error("body changed")
+	}
+}
+
+// TestUpNaN checks that a NaN reading encodes as null and counts as one
+// value for change-of-value.
+func TestUpNaN(t *testing.T) {
+	db := 0.1
+	cfg := Config{Devices: []DeviceRule{{Adapter: "a", Device: "d", Identity: "x", Deadband: &db}}}
+	cfg.SetDefaults()
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1e9, 0)
+	var bodies []string
+	for i, f := range []float64{math.NaN(), math.NaN(), 1, math.Inf(1)} {
+		msgs, err := m.Up(edgegw.Reading{Adapter: "a", Device: "d", Time: t0.Add(time.Duration(i) * time.Second),
+			Points: []edgegw.Point{{Name: "p", Value: edgegw.Float(f)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range msgs {
+			bodies = append(bodies, string(msg.Body))
+		}
+	}
+	want := []string{`{"p":null}`, `{"p":1}`, `{"p":null}`}
+	if fmt.Sprint(bodies) != fmt.Sprint(want) {
+		t.Errorf("bodies %q, want %q", bodies, want)
 	}
 }

@@ -8,12 +8,19 @@ import (
 	"github.com/edgegw/edgegw"
 )
 
-// Up maps one reading to the messages to store: for point values, at most
-// one telemetry message (the points that are due, in reading order) and at
-// most one reported-property patch for the rule's identity; for a ready
-// message, that message routed to its identity. It returns no messages and
-// no error when every point is suppressed by its deadband. The error wraps
-// ErrNoRoute when no rule routes the reading.
+// Up maps one reading to the messages to store. For point values it gives
+// at most one telemetry message (the points that are due, in reading
+// order, Created = the reading's time) and at most one reported-property
+// patch, for the identity of the device rule; none, and no error, when
+// every point is held back by its deadband. A point reading needs a time.
+//
+// A ready-made message (from a LAN device) that names its identity passes
+// unchanged if the gateway owns that identity (Created defaults to the
+// reading's time); one without an identity takes the identity of the
+// device rule, its content type and encoding where unset, and the rule's
+// application properties it does not already carry.
+//
+// The error wraps ErrNoRoute when no rule routes the reading.
 //
 // Change-of-value state advances when Up returns a point: if the gateway
 // fails to store the message, the point is sent again on its next change or
