@@ -150,3 +150,29 @@ func (c *conn) closeLocal() {
 		c.expiry.Stop()
 	}
 }
+
+// Status is the connection state of an identity.
+type Status struct {
+	Connected    bool
+	Connects     int // successful connections since the hub started
+	ConnectedAt  time.Time
+	LastActivity time.Time
+	Auth         string // "sas" or "x509" while connected
+	ModelID      string // model-id from the username while connected
+	ClientType   string // DeviceClientType from the username while connected
+}
+
+// Status returns the connection state of a device (module "") or module.
+func (h *Hub) Status(deviceID, moduleID string) (Status, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	id, ok := h.idents[identityKey(deviceID, moduleID)]
+	if !ok {
+		return Status{}, ErrDeviceNotFound
+	}
+	s := Status{Connects: id.connects, ConnectedAt: id.connectedAt, LastActivity: id.lastActivity}
+	if c := id.conn; c != nil {
+		s.Connected, s.Auth, s.ModelID, s.ClientType = true, c.auth, c.user.ModelID, c.user.ClientType
+	}
+	return s, nil
+}
