@@ -173,6 +173,10 @@ func (c *Config) SetDefaults() {
 			s.Simulator.SetDefaults()
 		}
 	}
+	c.Mapping.Identities = c.Mapping.Identities[:0]
+	for _, id := range c.Identities {
+		c.Mapping.Identities = append(c.Mapping.Identities, edgegw.DeviceID(id.ID))
+	}
 	c.Mapping.SetDefaults()
 }
 
@@ -224,6 +228,7 @@ func (c *Config) Validate() error {
 			add(p+".name", fmt.Errorf("%q is already used by southbound[%d]", s.Name, j))
 		}
 		names[s.Name] = i
+		points = append(points, edgegw.PointInfo{Adapter: s.Name}) // announces the adapter itself
 		kinds := 0
 		if s.LANMQTT != nil {
 			kinds++

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/edgegw/edgegw"
@@ -110,11 +111,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	defer q.Close()
 
-	ids := make([]edgegw.DeviceID, len(cfg.Identities))
-	for i, id := range cfg.Identities {
-		ids[i] = edgegw.DeviceID(id.ID)
-	}
-	mapper, err := mapping.New(cfg.Mapping, ids)
+	mapper, err := mapping.New(cfg.Mapping)
 	if err != nil {
 		return fmt.Errorf("mapping: %w", err)
 	}
@@ -155,14 +152,23 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		})
 	}
-	close(g.ready)
-	g.notifier.ready(g.log)
-	g.log.Info("gateway running", "identities", len(cfg.Identities), "adapters", len(g.adapters), "queue", cfg.Buffer.Dir)
-
+	// Adapters that listen say when they do; ready means they all are.
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-failed:
+	for _, a := range g.adapters {
+		r, ok := a.Adapter.(interface{ Ready() <-chan struct{} })
+		if !ok || runErr != nil {
+			continue
+		}
+		select {
+		case <-r.Ready():
+		case runErr = <-failed:
+		case <-ctx.Done():
+		}
+	}
+	if runErr == nil && ctx.Err() == nil {
+		close(g.ready)
+		g.notifier.ready(g.log)
+		runErr = g.wait(ctx, failed)
 	}
 	g.notifier.stopping()
 	g.log.Info("stopping: adapters, then northbound, then the buffer")
@@ -171,6 +177,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	stopNB()
 	nbWG.Wait()
 	return runErr
+}
+
+// wait runs until ctx ends (nil) or a room fails (its error).
+func (g *Gateway) wait(ctx context.Context, failed <-chan error) error {
+	g.log.Info("gateway running", "identities", len(g.cfg.Identities), "adapters", len(g.adapters), "queue", g.cfg.Buffer.Dir)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-failed:
+		return err
+	}
 }
 
 // startHub starts the embedded hub emulator and points the hub config and
@@ -194,7 +211,13 @@ func (g *Gateway) startHub(ctx context.Context, cfg *Config) error {
 		if id.Key != "" || id.KeyFile != "" || id.CertFile != "" {
 			continue
 		}
-		dev, err := h.CreateDevice(id.ID)
+		devID, modID, _ := strings.Cut(id.ID, "/")
+		dev, err := h.Device(devID, modID) // registered on an earlier run
+		if err != nil && modID == "" {
+			dev, err = h.CreateDevice(devID)
+		} else if err != nil {
+			dev, err = h.CreateModule(devID, modID)
+		}
 		if err != nil {
 			h.Close()
 			return fmt.Errorf("embedded hub: register %s: %w", id.ID, err)

@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/buffer"
@@ -57,22 +57,18 @@ type downlink struct {
 
 var _ northbound.Downlink = (*downlink)(nil)
 
-// errNotRun marks actions skipped after an earlier action of the same
-// command failed.
-var errNotRun = errors.New("not run: an earlier action failed")
-
 func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
 	plan := d.mapper.Down(cmd)
 	errs := make([]error, len(plan.Actions))
 	failed := false
 	for i, a := range plan.Actions {
 		if failed {
-			errs[i] = errNotRun
+			errs[i] = mapping.ErrNotRun
 			continue
 		}
 		ex, ok := d.executors[a.Adapter]
 		if !ok {
-			errs[i] = fmt.Errorf("adapter %q cannot execute actions: %w", a.Adapter, southbound.ErrUnknownTarget)
+			errs[i] = mapping.WithStatus(fmt.Errorf("adapter %q cannot execute actions: %w", a.Adapter, southbound.ErrUnknownTarget), 404)
 		} else {
 			errs[i] = ex.Execute(ctx, a)
 		}
@@ -83,6 +79,7 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 	}
 	res, reported := d.mapper.Complete(plan, errs)
 	if reported != nil {
+		reported.Created = time.Now().UTC()
 		data, _ := reported.MarshalBinary()
 		if err := d.queue.Append(ctx, buffer.Entry{Stream: string(reported.Identity), Data: data}); err != nil {
 			d.log.Error("cannot queue reported acknowledgement", "identity", reported.Identity, "err", err)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"reflect"
@@ -19,7 +20,11 @@ import (
 // catches what yaml.v3 lets through: a bare number for a duration (which it
 // would read as nanoseconds) and unknown keys in nested structs.
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType        = reflect.TypeFor[time.Duration]()
+	unmarshalerType     = reflect.TypeFor[yaml.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
 
 // walkNode checks node against the Go type t: every mapping key must be a
 // yaml-tagged field, every duration a string with a unit. It records the
@@ -45,6 +50,9 @@ func walkNode(n *yaml.Node, t reflect.Type, path string, lines map[int]string) [
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) || reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		return nil // the type decodes itself and reports its own errors
 	}
 	if t == durationType {
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {

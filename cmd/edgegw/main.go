@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 
 	"github.com/edgegw/edgegw/configs"
@@ -91,7 +92,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if *configPath == "" {
-		go printQuickstart(ctx, gw, stdout) // ends with ctx; prints once ready
+		var banner sync.WaitGroup
+		banner.Go(func() { printQuickstart(ctx, gw, cfg, stdout) })
+		defer banner.Wait()
+		defer stop() // the banner waits on ctx when Run failed before ready
 	}
 	if err := gw.Run(ctx); err != nil {
 		log.Error("gateway stopped", "err", err)
