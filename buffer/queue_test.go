@@ -293,11 +293,11 @@ func TestConcurrentAppends(t *testing.T) {
 // TestLargeAck acks more records than one transaction can delete.
 func TestLargeAck(t *testing.T) {
 	q := open(t, testConfig(t))
-	const n = 30000
+	const n = 15000
 	batch := make([]Entry, 1000)
 	for i := 0; i < n; i += len(batch) {
 		for j := range batch {
-			batch[j] = Entry{Stream: "x", Data: []byte("0123456789"), Alarm: (i+j)%7 == 0}
+			batch[j] = Entry{Stream: "x", Data: []byte("0123456789"), Alarm: (i+j)%5 == 0} // one in every five
 		}
 		if err := q.Append(context.Background(), batch...); err != nil {
 			t.Fatal(err)
