@@ -62,7 +62,7 @@ func (k *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnSubscribe, mqtt.OnSubscribed,
-		mqtt.OnWillSent,
+		mqtt.OnWillSent, mqtt.OnPacketSent,
 	}, []byte{b})
 }
 
@@ -166,8 +166,12 @@ func (k *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	}
 }
 
-// OnSessionEstablished runs after the CONNACK: downlink may flow now.
-func (k *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+// OnPacketSent marks a connection ready as soon as its CONNACK is written:
+// downlink may flow from then on.
+func (k *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 {
+		return
+	}
 	h := k.h
 	c := h.connOf(cl)
 	if c == nil {
@@ -179,8 +183,16 @@ func (k *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.mu.Lock()
 	h.signalLocked()
 	h.mu.Unlock()
-	h.log.Debug("device connected", "device", c.key, "auth", c.auth)
-	h.deliverC2D(c)
+}
+
+// OnSessionEstablished runs after the CONNACK and the resend of mochi's
+// inflight messages: queued C2D messages go out now.
+func (k *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h := k.h
+	if c := h.connOf(cl); c != nil {
+		h.log.Debug("device connected", "device", c.key, "auth", c.auth)
+		h.deliverC2D(c)
+	}
 }
 
 func (k *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {

@@ -63,6 +63,7 @@ type dialOpts struct {
 	will     *willOpt
 	noPass   bool
 	noAck    bool // do not PUBACK received messages
+	timeout  time.Duration
 }
 
 type willOpt struct {
@@ -102,6 +103,9 @@ func dial(t testing.TB, h *Hub, id string, o dialOpts) (*devClient, error) {
 		}
 		o.password = tok
 	}
+	if o.timeout == 0 {
+		o.timeout = 5 * time.Second
+	}
 	dc := &devClient{lost: make(chan error, 1)}
 	opts := paho.NewClientOptions().
 		AddBroker("ssl://" + h.MQTTAddress()).
@@ -111,7 +115,7 @@ func dial(t testing.TB, h *Hub, id string, o dialOpts) (*devClient, error) {
 		SetCleanSession(o.clean).
 		SetAutoReconnect(false).
 		SetOrderMatters(false).
-		SetConnectTimeout(5 * time.Second).
+		SetConnectTimeout(o.timeout).
 		SetWriteTimeout(5 * time.Second).
 		SetTLSConfig(tlsFor(h, o.cert)).
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
