@@ -3,13 +3,17 @@ package lanmqtt
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"strings"
+	"time"
 )
 
 // account is a User prepared for the hot path.
 type account struct {
 	name        string
 	pwHash      [32]byte
+	hasPassword bool
+	sasKey      []byte // decoded symmetric key; nil if none
 	identity    string // the hub identity it may speak for; "" none
 	anyIdentity bool   // anonymous: any identity
 	publish     []string
@@ -18,20 +22,26 @@ type account struct {
 
 // accounts is immutable after New.
 type accounts struct {
-	byName map[string]*account
-	anon   *account // nil unless allow_anonymous
+	byName   map[string]*account
+	byDevice map[string]*account // for IoT Hub style usernames
+	anon     *account            // nil unless allow_anonymous
+	now      func() time.Time
 }
 
 func newAccounts(c *Config) *accounts {
-	as := &accounts{byName: make(map[string]*account, len(c.Users))}
+	as := &accounts{byName: map[string]*account{}, byDevice: map[string]*account{}, now: time.Now}
 	if c.AllowAnonymous {
 		as.anon = &account{anyIdentity: true, publish: []string{"#"}, subscribe: []string{"#"}}
 	}
 	for _, u := range c.Users {
 		a := &account{
-			name:     u.Username,
-			pwHash:   sha256.Sum256([]byte(u.Password.Reveal())),
-			identity: u.Device,
+			name:        u.Username,
+			pwHash:      sha256.Sum256([]byte(u.Password.Reveal())),
+			hasPassword: u.Password != "",
+			identity:    u.Device,
+		}
+		if u.SASKey != "" {
+			a.sasKey, _ = base64.StdEncoding.DecodeString(u.SASKey.Reveal()) // validated
 		}
 		dev, mod, isModule := strings.Cut(u.Device, "/")
 		pub, sub := u.Publish, u.Subscribe
@@ -55,35 +65,51 @@ func newAccounts(c *Config) *accounts {
 			a.subscribe = append(a.subscribe, r.Replace(f))
 		}
 		as.byName[u.Username] = a
+		if u.Device != "" {
+			as.byDevice[u.Device] = a
+		}
 	}
 	return as
 }
 
-// lookup returns the account of an already authenticated client.
+// lookup returns the account a username stands for: a configured
+// username, or an IoT Hub style username ({host}/{device}/?api-version=...)
+// naming a user's device, or "" for anonymous.
 func (as *accounts) lookup(username string) *account {
 	if username == "" {
 		return as.anon
 	}
-	return as.byName[username]
+	if a := as.byName[username]; a != nil {
+		return a
+	}
+	if id, ok := hubUsernameIdentity(username); ok {
+		return as.byDevice[id]
+	}
+	return nil
 }
 
-// authenticate returns the account for the credentials, or nil. A username
-// that is not configured is refused even when anonymous access is allowed.
+// authenticate returns the account for the credentials, or nil. The
+// password must equal the user's password or be a valid SAS token signed
+// with the user's sas_key. A username that is not configured is refused
+// even when anonymous access is allowed.
 func (as *accounts) authenticate(username string, password []byte) *account {
+	a := as.lookup(username)
 	if username == "" {
-		return as.anon
+		return a
 	}
-	a := as.byName[username]
 	h := sha256.Sum256(password)
 	if a == nil {
 		// Compare anyway so unknown names take as long as known ones.
 		subtle.ConstantTimeCompare(h[:], make([]byte, len(h)))
 		return nil
 	}
-	if subtle.ConstantTimeCompare(h[:], a.pwHash[:]) != 1 {
-		return nil
+	if a.hasPassword && subtle.ConstantTimeCompare(h[:], a.pwHash[:]) == 1 {
+		return a
 	}
-	return a
+	if a.sasKey != nil && verifySAS(string(password), a.sasKey, a.identity, as.now()) == nil {
+		return a
+	}
+	return nil
 }
 
 // mayPublish reports whether a may publish on topic: a filter allows it and,

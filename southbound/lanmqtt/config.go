@@ -1,6 +1,7 @@
 package lanmqtt
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -66,9 +67,18 @@ type TLSConfig struct {
 // devices/{device}/messages/events/# and devices/{device}/messages/devicebound/#
 // (for a module identity devices/{device}/modules/{module}/messages/events/#
 // and devices/{device}/modules/{module}/#).
+//
+// Devices built on the Azure IoT device SDKs connect as they would to IoT
+// Hub: client id = device id, username {host}/{device}/?api-version=...
+// (which selects the user whose Device it names), and a SAS token as
+// password, checked against SASKey (the device's symmetric key from its
+// connection string). Any host name is accepted in username and token.
 type User struct {
 	Username string        `yaml:"username"`
 	Password edgegw.Secret `yaml:"password"`
+	// SASKey is the base64 symmetric key of Device; with it, a SAS token
+	// signed with that key is accepted as password.
+	SASKey edgegw.Secret `yaml:"sas_key"`
 	// Device is the hub identity this user may speak for on the IoT Hub
 	// surface. When set, the MQTT client id must equal it, as at IoT Hub.
 	Device    string   `yaml:"device"`
@@ -165,7 +175,7 @@ func (c *Config) Validate() error {
 	if len(c.Users) == 0 && !c.AllowAnonymous {
 		add("users", "must list at least one user unless allow_anonymous is true")
 	}
-	seen := map[string]int{}
+	seen, devices := map[string]int{}, map[string]int{}
 	for i, u := range c.Users {
 		p := fmt.Sprintf("users[%d]", i)
 		if u.Username == "" {
@@ -175,8 +185,21 @@ func (c *Config) Validate() error {
 		} else {
 			seen[u.Username] = i
 		}
-		if u.Password == "" {
-			add(p+".password", "must be set")
+		if u.Password == "" && u.SASKey == "" {
+			add(p+".password", "must be set (or sas_key)")
+		}
+		if u.SASKey != "" {
+			if k, err := base64.StdEncoding.DecodeString(u.SASKey.Reveal()); err != nil || len(k) == 0 {
+				add(p+".sas_key", "must be a base64 key")
+			} else if u.Device == "" {
+				add(p+".sas_key", "needs device set")
+			}
+		}
+		if u.Device != "" {
+			if j, dup := devices[u.Device]; dup {
+				add(p+".device", "duplicate of users[%d] (%q)", j, u.Device)
+			}
+			devices[u.Device] = i
 		}
 		if u.Device != "" {
 			if err := checkIdentity(u.Device); err != nil {
