@@ -13,8 +13,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(crashChildEnv) != "" {
-		crashChild() // the crash test's child process; never returns
+	switch { // child processes of some tests; they never return
+	case os.Getenv(crashChildEnv) != "":
+		crashChild()
+	case os.Getenv(noReserveChildEnv) != "":
+		noReserveChild()
 	}
 	goleak.VerifyTestMain(m)
 }

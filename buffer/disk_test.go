@@ -1,0 +1,149 @@
+package buffer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// skipUnlessCI skips the test, or fails it when CI is set: CI must never
+// skip silently.
+func skipUnlessCI(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// mountTmpfs mounts a tmpfs of size bytes under a temporary directory
+// and unmounts it when the test ends.
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.FormatInt(size, 10)); err != nil {
+		skipUnlessCI(t, "cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fillTo writes a ballast file so that the filesystem of dir has about
+// free bytes left, and returns its path.
+func fillTo(t *testing.T, dir string, free int64) string {
+	t.Helper()
+	have, err := freeSpace(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "ballast")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, have-free); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestDiskFull fills a real (tmpfs) filesystem so that less than the
+// reserve is free, and checks that Append fails with ENOSPC without
+// writing, that reads and acks go on, and that appends work again once
+// space returns.
+func TestDiskFull(t *testing.T) {
+	mnt := mountTmpfs(t, 64<<20)
+	logs := &logCapture{}
+	q, err := Open(Config{Dir: filepath.Join(mnt, "queue"), MinFreeBytes: 16 << 20}, slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	appendN(t, q, "a", 1, 3)
+
+	ballast := fillTo(t, mnt, 8<<20)
+	err = q.Append(ctx, Entry{Stream: "a", Data: []byte("a-x")}, Entry{Stream: "b", Data: []byte("b-x")})
+	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk = %v, want ENOSPC", err)
+	}
+	st := q.Stats()
+	if !st.DiskFull || st.AppendErrors != 1 || st.Records != 3 {
+		t.Fatalf("stats on a full disk: %+v", st)
+	}
+	wantRecords(t, readAll(t, q, "a", 0), "a", 1, 2, 3)
+	if err := q.Ack("a", 1); err != nil {
+		t.Fatalf("ack on a full disk: %v", err)
+	}
+	if l := logs.lines("buffer: disk almost full, refusing appends"); len(l) != 1 {
+		t.Fatalf("disk-full log lines: %v", l)
+	}
+
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, q, "a", 4, 2)
+	wantRecords(t, readAll(t, q, "a", 0), "a", 2, 3, 4, 5)
+	wantRecords(t, readAll(t, q, "b", 0), "b")
+	if st := q.Stats(); st.DiskFull || st.Records != 4 {
+		t.Fatalf("stats after space returned: %+v", st)
+	}
+	if l := logs.lines("buffer: disk space back, accepting appends"); len(l) != 1 {
+		t.Fatalf("recovery log lines: %v", l)
+	}
+}
+
+const noReserveChildEnv = "EDGEGW_BUFFER_NO_RESERVE_DIR"
+
+// noReserveChild appends to a queue with (almost) no reserve until the
+// disk is full.
+func noReserveChild() {
+	q, err := Open(Config{Dir: os.Getenv(noReserveChildEnv), MinFreeBytes: 1}, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	data := make([]byte, 100<<10)
+	for range 1000 {
+		if err := q.Append(context.Background(), Entry{Stream: "a", Data: data}); err != nil {
+			fmt.Fprintln(os.Stderr, "append failed cleanly:", err)
+			os.Exit(4)
+		}
+	}
+	os.Exit(5)
+}
+
+// TestNoReserveIsFatal documents why Config.MinFreeBytes exists: badger
+// writes its log through mmap of a sparse file, and when the disk is full
+// the page fault is a SIGBUS that kills the process; there is no error to
+// return. If this test fails because the child got a clean error, badger
+// has changed and the reserve can be reconsidered.
+func TestNoReserveIsFatal(t *testing.T) {
+	mnt := mountTmpfs(t, 24<<20)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), noReserveChildEnv+"="+filepath.Join(mnt, "queue"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if !bytes.Contains(stderr.Bytes(), []byte("SIGBUS")) {
+		t.Fatalf("child: %v, want a SIGBUS crash; stderr:\n%.2000s", err, stderr.String())
+	}
+}
