@@ -5,6 +5,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegw/edgegw"
 )
 
 func TestConnectAuth(t *testing.T) {
@@ -143,4 +145,33 @@ func TestCovers(t *testing.T) {
 			t.Errorf("covers(%q, %q) = %v, want %v", tc.allowed, tc.requested, got, tc.want)
 		}
 	}
+}
+
+// A will is a publish: its topic needs the publish ACL (mochi itself does
+// not check it), and a will on the IoT Hub surface is handed up marked as
+// IoT Hub marks it.
+func TestWill(t *testing.T) {
+	up := newTestUplink()
+	a := start(t, baseConfig(), up)
+	o := pahoOpts(brokerURL(a), "dev1", "dev1", "pw1").SetWill("devices/dev2/messages/devicebound/", "spoof", 1, false)
+	if err := connectErr(t, o); err == nil {
+		t.Fatal("connect with a forbidden will topic accepted")
+	}
+	o = pahoOpts(brokerURL(a), "dev1", "dev1", "pw1").SetWill("devices/dev1/messages/events/", "gone", 1, false)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	// Drop the connection without DISCONNECT: the server sends the will.
+	// paho has no such call; taking over the session with the same client
+	// id ends the first connection abnormally.
+	c2 := connect(t, pahoOpts(brokerURL(a), "dev1", "dev1", "pw1"))
+	_ = c2
+	rs := up.waitStored(t, 1)
+	m := rs[0].Message
+	if string(m.Body) != "gone" || m.Identity != "dev1" ||
+		len(m.Properties) != 1 || m.Properties[0] != (edgegw.Property{Key: "iothub-MessageType", Value: "Will"}) {
+		t.Errorf("will: %s", fmtReading(rs[0]))
+	}
+	c.Disconnect(0)
 }

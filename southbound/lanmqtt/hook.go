@@ -9,6 +9,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/southbound"
 )
 
@@ -31,6 +32,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnACLCheck,
 		mqtt.OnPublish,
 		mqtt.OnPublishDropped,
+		mqtt.OnWillSent,
 	}, b) >= 0
 }
 
@@ -48,6 +50,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		reason = "bad username or password"
 	case acc.identity != "" && cl.ID != acc.identity:
 		reason = "client id must equal the user's device"
+	case pk.Connect.WillFlag && !acc.mayPublish(pk.Connect.WillTopic):
+		// mochi sends a will without any ACL check: refuse it here.
+		reason = "will topic not allowed"
 	default:
 		if old, ok := h.srv.Clients.Get(cl.ID); ok && !bytes.Equal(old.Properties.Username, pk.Connect.Username) {
 			reason = "client id in use by another user"
@@ -154,4 +159,28 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		}
 		return pk, fmt.Errorf("lanmqtt: %w: %w", packets.ErrRejectPacket, err)
 	}
+}
+
+// OnWillSent hands a will published on an intake topic up, as IoT Hub does
+// (forwarded as telemetry with the property iothub-MessageType=Will on the
+// IoT Hub surface). There is no acknowledgement to withhold: a will that
+// cannot be stored is counted as failed.
+func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	r, ok, err := h.a.route(pk.TopicName, pk.Payload)
+	if !ok {
+		return
+	}
+	h.a.stats.received.Add(1)
+	if err == nil {
+		if _, _, hub := parseEventTopic(pk.TopicName); hub {
+			r.Message.Properties = append(r.Message.Properties, edgegw.Property{Key: "iothub-MessageType", Value: "Will"})
+		}
+		err = h.up.Submit(h.ctx, r)
+	}
+	if err != nil {
+		h.a.stats.failed.Add(1)
+		h.a.failLog.log(h.a.log, "lanmqtt: will not stored", "client", cl.ID, "device", r.Device, "err", err)
+		return
+	}
+	h.a.stats.stored.Add(1)
 }
