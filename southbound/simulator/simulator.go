@@ -29,6 +29,7 @@ type Simulator struct {
 	cfg     Config
 	log     *slog.Logger
 	devices map[string]*device
+	started atomic.Bool
 	running atomic.Bool
 
 	submitted, failed atomic.Uint64
@@ -85,6 +86,9 @@ func (s *Simulator) Stats() Stats {
 
 // Run reports every device's points every interval until ctx ends.
 func (s *Simulator) Run(ctx context.Context, up southbound.Uplink) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return fmt.Errorf("simulator %s: Run called twice", s.name)
+	}
 	start := time.Now()
 	s.running.Store(true)
 	defer s.running.Store(false)
