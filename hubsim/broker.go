@@ -75,7 +75,7 @@ func (k *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	c, code, err := h.authenticate(cl, pk)
 	if err != nil {
-		h.log.Info("connect refused", "device", pk.Connect.ClientIdentifier, "remote", cl.Net.Remote, "err", err)
+		h.log.Debug("connect refused", "device", pk.Connect.ClientIdentifier, "remote", cl.Net.Remote, "err", err)
 		return k.refuse(cl, code, err.Error())
 	}
 	if h.BeforeConnack != nil {
@@ -92,12 +92,14 @@ func (k *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return errHubClosed
 	}
 	h.conns[cl] = c
+	h.stats.connects.Add(1)
 	return nil
 }
 
 // refuse writes a v3 CONNACK with the given return code (v5 codes are
 // translated by mochi) and fails the connection.
 func (k *hook) refuse(cl *mqtt.Client, code packets.Code, reason string) error {
+	k.h.stats.refused.Add(1)
 	rc := code.Code
 	switch {
 	case rc > 0 && rc < 6:
@@ -231,15 +233,18 @@ func (k *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			return pk, packets.ErrRejectPacket
 		}
 		if strings.ContainsAny(pk.TopicName, "+#") {
-			h.log.Info("wildcard in topic name, closing connection", "device", c.key, "topic", pk.TopicName)
+			h.stats.closures.Add(1)
+			h.log.Debug("wildcard in topic name, closing connection", "device", c.key, "topic", pk.TopicName)
 			return pk, packets.ErrRejectPacket
 		}
 		if pk.FixedHeader.Qos > 1 {
-			h.log.Info("qos 2 publish, closing connection", "device", c.key)
+			h.stats.closures.Add(1)
+			h.log.Debug("qos 2 publish, closing connection", "device", c.key)
 			return pk, packets.ErrRejectPacket
 		}
 		if _, err := c.classify(pk.TopicName, len(pk.Payload)); err != nil {
-			h.log.Info("bad publish, closing connection", "device", c.key, "topic", pk.TopicName, "err", err)
+			h.stats.closures.Add(1)
+			h.log.Debug("bad publish, closing connection", "device", c.key, "topic", pk.TopicName, "err", err)
 			return pk, packets.ErrRejectPacket
 		}
 	}
@@ -262,9 +267,11 @@ func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	switch t.kind {
 	case topicEvents:
 		if !h.acceptTelemetry(c, t, pk.Payload, pk.FixedHeader.Retain, false) {
+			h.stats.dropped.Add(1)
 			return pk, packets.ErrRejectPacket
 		}
 	case topicTwin:
+		h.stats.twin.Add(1)
 		h.handleTwin(c, t, pk.Payload)
 	case topicMethodRes:
 		c.methodResponse(t.rid, t.status, pk.Payload)

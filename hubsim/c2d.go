@@ -191,6 +191,7 @@ func (h *Hub) c2dAcked(c *conn, pid uint16) {
 	for i, m := range id.c2d {
 		if m.MessageID == mid {
 			id.c2d = append(id.c2d[:i], id.c2d[i+1:]...)
+			h.stats.c2dDone.Add(1)
 			h.dirtyLocked()
 			h.signalLocked()
 			return

@@ -57,6 +57,7 @@ type Hub struct {
 	policies map[string]*Policy
 	dirty    bool
 	faults   faultState
+	stats    counters
 	twinMu   sync.Mutex // serialises service twin changes and their pushes
 
 	started   bool

@@ -66,6 +66,7 @@ func (h *Hub) InvokeMethod(ctx context.Context, deviceID, moduleID string, req M
 	if err := c.writeQoS0("$iothub/methods/POST/"+req.Name+"/?$rid="+rid, payload); err != nil {
 		return MethodResult{}, fmt.Errorf("%w: %v", ErrDeviceNotOnline, err)
 	}
+	h.stats.methods.Add(1)
 	t := time.NewTimer(req.ResponseTimeout)
 	defer t.Stop()
 	select {

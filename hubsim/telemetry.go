@@ -57,6 +57,7 @@ func (h *Hub) acceptTelemetry(c *conn, t devTopic, payload []byte, retain, will 
 		return false
 	}
 	m.Received = time.Now().UTC()
+	h.stats.telemetry.Add(1)
 	h.mu.Lock()
 	h.teleSeq++
 	m.Seq = h.teleSeq
