@@ -121,7 +121,7 @@ func baseConfig() Config {
 			{Filter: "plant/+/temp", Device: "line-{2}"},
 			{Filter: "plant/hall/#", Device: "hall"},
 		},
-		ConnectTimeout: 500 * time.Millisecond,
+		ConnectTimeout: 10 * time.Second, // generous: the machine may be busy
 	}
 }
 

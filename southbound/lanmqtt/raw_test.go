@@ -159,7 +159,9 @@ func TestSubmitFailureV5Disconnect(t *testing.T) {
 // after connect_timeout.
 func TestMalformedInput(t *testing.T) {
 	up := newTestUplink()
-	a := start(t, baseConfig(), up)
+	cfg := baseConfig()
+	cfg.ConnectTimeout = 500 * time.Millisecond
+	a := start(t, cfg, up)
 	inputs := [][]byte{
 		{},
 		{0x00},
