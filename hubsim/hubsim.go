@@ -22,7 +22,33 @@
 // twins, direct methods, plus hubsim's own endpoints under /edgegw/ to send
 // C2D messages and read or stream telemetry as JSON lines:
 //
-//	GET /edgegw/telemetry?device=ID&after=SEQ&follow=1
+//	GET  /edgegw/telemetry?device=ID&after=SEQ&follow=1
+//	POST /edgegw/devices/{id}/messages   body = message; headers iothub-messageid,
+//	                                     iothub-correlationid, iothub-app-{name}, Content-Type
+//
+// Both need "Authorization: SharedAccessSignature ..." signed with a policy
+// that has ServiceConnect (see ServiceConnectionString and NewSAS). Each
+// telemetry line is a Telemetry object in JSON, plus "text" when the body is
+// text; "after" resumes from a sequence number.
+//
+// With the official Node.js SDKs (what sdk_test.go does):
+//   - trust the CA: NODE_EXTRA_CA_CERTS=<ca.pem> (or the device client's
+//     setOptions({ca}));
+//   - device, SAS key: HostName={hub};DeviceId=...;SharedAccessKey=...;
+//     GatewayHostName=localhost:{mqtt port} (DeviceConnectionString);
+//   - device, X.509: the SDK ignores GatewayHostName for x509=true, so use
+//     HostName=localhost:{mqtt port}; hubsim accepts the hub name with a port
+//     in usernames and SAS resource URIs;
+//   - service (azure-iothub): its REST client cannot take a port. Preload
+//     sdktest/port-shim.js (NODE_OPTIONS=--require .../port-shim.js with
+//     HUBSIM_HOST and HUBSIM_HTTP_PORT), or listen on 443. C2D send in
+//     azure-iothub is AMQP only, which hubsim does not speak; use SendC2D or
+//     POST /edgegw/devices/{id}/messages.
+//
+// Fault injection for reliability tests: SetFaults (refuse connects,
+// throttle connects per second, delay or withhold PUBACKs, stall),
+// DropConnections, Disconnect, and the blocking hooks BeforeConnack and
+// BeforePuback.
 //
 // Every blocking call takes a context or a timeout; Close waits for every
 // goroutine the hub started.
