@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -410,4 +412,57 @@ func TestIoTHubWebSocket(t *testing.T) {
 	eventually(t, 10*time.Second, "drained over websocket", func() bool { return q.pending("ws1") == 0 })
 	bodies, props := hubTelemetry(h, "ws1")
 	checkInOrder(t, "ws1", bodies, props, 50)
+}
+
+// TestIoTHubX509 connects one identity with a CA-signed client certificate
+// and one with a self-signed certificate registered by thumbprint.
+func TestIoTHubX509(t *testing.T) {
+	h := startHub(t, nil)
+	dir := t.TempDir()
+	write := func(name string, certPEM, keyPEM []byte) identity.Config {
+		cf, kf := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+		if err := os.WriteFile(cf, certPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(kf, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return identity.Config{ID: name, CertFile: cf, CertKeyFile: kf}
+	}
+	if _, err := h.AddDevice(hubsim.Device{ID: "x509ca", Auth: hubsim.AuthCA}); err != nil {
+		t.Fatal(err)
+	}
+	cp, kp, err := h.IssueDeviceCert("x509ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, sk, thumb, err := hubsim.NewSelfSignedCert("x509ss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.AddDevice(hubsim.Device{ID: "x509ss", Auth: hubsim.AuthSelfSigned, PrimaryThumbprint: thumb}); err != nil {
+		t.Fatal(err)
+	}
+	ids := []identity.Config{write("x509ca", cp, kp), write("x509ss", ss, sk)}
+	q := newMemQueue()
+	for _, ic := range ids {
+		for i := 1; i <= 10; i++ {
+			q.append(ic.ID, telemetry(ic.ID, i))
+		}
+	}
+	p, err := New(hubConfig(h), ids, q, newRecorder(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPool(t, p)
+	for _, ic := range ids {
+		eventually(t, 10*time.Second, ic.ID+" drained", func() bool { return q.pending(ic.ID) == 0 })
+		bodies, props := hubTelemetry(h, ic.ID)
+		checkInOrder(t, ic.ID, bodies, props, 10)
+	}
+	for _, s := range p.Status() {
+		if !s.TokenExpiry.IsZero() || s.Renewals != 0 {
+			t.Errorf("certificate identity has a token: %+v", s)
+		}
+	}
 }
