@@ -47,7 +47,11 @@ func writeError(w http.ResponseWriter, status int, code string, num int, text st
 // with a policy that has one of rights.
 func (h *Hub) serviceAuth(rights []Right, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h.checkServiceToken(r.Header.Get("Authorization"), rights); err != nil {
+		token := r.Header.Get("Authorization")
+		if token == "" && strings.HasPrefix(r.URL.Path, "/edgegw/") {
+			token = r.URL.Query().Get("access_token") // for browsers and plain curl
+		}
+		if err := h.checkServiceToken(token, rights); err != nil {
 			writeError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", 401002, err.Error())
 			return
 		}

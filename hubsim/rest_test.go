@@ -183,8 +183,11 @@ func TestTelemetryStream(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+h.HTTPAddress()+"/edgegw/telemetry?device=dev1&after=1&follow=1", nil)
-	req.Header.Set("Authorization", rc.token)
+	u, err := h.TelemetryStreamURL("dev1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", u+"&after=1", nil)
 	resp, err := rc.c.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,9 @@ package hubsim
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
+	"time"
 )
 
 // serveTelemetry answers GET /edgegw/telemetry?device=ID&after=SEQ&follow=1
@@ -50,6 +52,23 @@ func (h *Hub) serveTelemetry(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// TelemetryStreamURL returns an https URL that streams telemetry as JSON
+// lines (GET /edgegw/telemetry?follow=1), for deviceID ("" = all devices),
+// carrying its own service token valid for validFor, so a browser or a
+// plain curl --cacert ca.pem can open it.
+func (h *Hub) TelemetryStreamURL(deviceID string, validFor time.Duration) (string, error) {
+	p, _ := h.policy("service")
+	tok, err := NewSAS(h.HostName, p.Name, p.PrimaryKey, time.Now().Add(validFor))
+	if err != nil {
+		return "", err
+	}
+	q := url.Values{"follow": {"1"}, "access_token": {tok}}
+	if deviceID != "" {
+		q.Set("device", deviceID)
+	}
+	return "https://" + h.gatewayHost(h.HTTPAddress()) + "/edgegw/telemetry?" + q.Encode(), nil
 }
 
 type telemetryLine struct {

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/edgegw/edgegw/hubsim"
 )
@@ -122,13 +123,7 @@ func printInfo(w io.Writer, h *hubsim.Hub, dataDir string) {
 			fmt.Fprintf(w, "  %s\n", cs)
 		}
 	}
-	fmt.Fprintf(w, "\ntelemetry as JSON lines (Authorization: a service SAS token):\n  https://%s/edgegw/telemetry?follow=1[&device=ID]\n", hostPort(h))
-}
-
-func hostPort(h *hubsim.Hub) string {
-	addr := h.HTTPAddress()
-	if i := strings.LastIndex(addr, ":"); i >= 0 {
-		return h.HostName + addr[i:]
+	if u, err := h.TelemetryStreamURL("", 24*time.Hour); err == nil {
+		fmt.Fprintf(w, "\ntelemetry as JSON lines (link valid 24 h):\n  curl -sN --cacert %s '%s'\n", filepath.Join(dataDir, "ca.pem"), u)
 	}
-	return addr
 }
