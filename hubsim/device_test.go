@@ -256,3 +256,18 @@ func TestSubscribeACL(t *testing.T) {
 		t.Errorf("devicebound qos 2: granted %d, want 1", rc)
 	}
 }
+
+func TestTelemetryRetention(t *testing.T) {
+	h := startHub(t, func(h *Hub) { h.MaxTelemetry = 8 })
+	d := mustDevice(t, h, "dev1")
+	c := mustDial(t, h, "dev1", dialOpts{key: d.PrimaryKey})
+	for i := range 20 {
+		if err := c.pub(t, "devices/dev1/messages/events/", 1, strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := h.Telemetry("dev1")
+	if len(got) < 8 || len(got) > 9 || string(got[len(got)-1].Body) != "19" || got[len(got)-1].Seq != 20 {
+		t.Errorf("kept %d, last %+v", len(got), got[len(got)-1])
+	}
+}

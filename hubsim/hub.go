@@ -33,7 +33,7 @@ type Hub struct {
 	DeviceCAs     *x509.CertPool // CAs trusted for AuthCA devices, besides the hub's own CA
 	ClockSkew     time.Duration  // SAS expiry tolerance; 0 = 5 min; < 0 = none
 	SessionExpiry time.Duration  // how long CleanSession=0 sessions outlive their connection; 0 = 24 h
-	MaxTelemetry  int            // telemetry messages kept in memory, oldest dropped; 0 = 100000
+	MaxTelemetry  int            // telemetry messages kept in memory (up to 9/8 of it), oldest dropped; 0 = 100000
 	C2DQueueLimit int            // pending C2D messages per device; 0 = 50
 	C2DTTL        time.Duration  // default C2D expiry; 0 = 1 h
 

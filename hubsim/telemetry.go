@@ -62,8 +62,10 @@ func (h *Hub) acceptTelemetry(c *conn, t devTopic, payload []byte, retain, will 
 	h.teleSeq++
 	m.Seq = h.teleSeq
 	h.tele = append(h.tele, m)
-	if over := len(h.tele) - h.MaxTelemetry; over > 0 {
-		h.tele = append(h.tele[:0:0], h.tele[over:]...)
+	// Evict in chunks so the copy is amortised: between MaxTelemetry and
+	// 9/8 of it are kept.
+	if len(h.tele) > h.MaxTelemetry+h.MaxTelemetry/8 {
+		h.tele = append(h.tele[:0:0], h.tele[len(h.tele)-h.MaxTelemetry:]...)
 	}
 	h.mu.Unlock()
 	if h.OnTelemetry != nil {
