@@ -5,6 +5,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegw/edgegw"
 )
@@ -157,21 +158,25 @@ func TestWill(t *testing.T) {
 	if err := connectErr(t, o); err == nil {
 		t.Fatal("connect with a forbidden will topic accepted")
 	}
-	o = pahoOpts(brokerURL(a), "dev1", "dev1", "pw1").SetWill("devices/dev1/messages/events/", "gone", 1, false)
-	c := paho.NewClient(o)
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
+	// Connect with a will on the IoT Hub surface, then drop the TCP
+	// connection without DISCONNECT: the broker sends the will.
+	r := dialRaw(t, a)
+	r.send(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{
+			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "dev1",
+			UsernameFlag: true, Username: []byte("dev1"), PasswordFlag: true, Password: []byte("pw1"),
+			WillFlag: true, WillTopic: "devices/dev1/messages/events/", WillPayload: []byte("gone"), WillQos: 1,
+		},
+	})
+	if typ, body, err := r.recv(); err != nil || typ != packets.Connack || len(body) < 2 || body[1] != 0 {
+		t.Fatalf("connack: %d %x %v", typ, body, err)
 	}
-	// Drop the connection without DISCONNECT: the server sends the will.
-	// paho has no such call; taking over the session with the same client
-	// id ends the first connection abnormally.
-	c2 := connect(t, pahoOpts(brokerURL(a), "dev1", "dev1", "pw1"))
-	_ = c2
+	r.c.Close()
 	rs := up.waitStored(t, 1)
 	m := rs[0].Message
 	if string(m.Body) != "gone" || m.Identity != "dev1" ||
 		len(m.Properties) != 1 || m.Properties[0] != (edgegw.Property{Key: "iothub-MessageType", Value: "Will"}) {
 		t.Errorf("will: %s", fmtReading(rs[0]))
 	}
-	c.Disconnect(0)
 }
