@@ -99,8 +99,9 @@ func twinError(code int, msg string) []byte {
 	return b
 }
 
-// handleTwin answers a device twin request. Every $rid gets an answer: the
-// Node SDK never times out a twin request.
+// handleTwin answers a device twin request. Every $rid gets an answer (the
+// Node SDK never times out a twin request), delivered if the device holds
+// the $iothub/twin/res/# subscription. A reported patch is applied either way.
 func (h *Hub) handleTwin(c *conn, t devTopic, body []byte) {
 	status, resp, version := 200, []byte(nil), int64(0)
 	switch t.twinOp {
@@ -121,6 +122,10 @@ func (h *Hub) handleTwin(c *conn, t devTopic, body []byte) {
 		status, resp, version = h.patchReported(c.key, body)
 	default:
 		status, resp = 400, twinError(400004, "unsupported twin operation "+strconv.Quote(t.twinOp))
+	}
+	if !c.subscribed(filterTwinRes) {
+		h.log.Debug("twin request without a response subscription", "device", c.key)
+		return
 	}
 	topic := "$iothub/twin/res/" + strconv.Itoa(status) + "/?$rid=" + t.rid
 	if version != 0 {
