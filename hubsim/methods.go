@@ -107,6 +107,8 @@ func (h *Hub) waitMethodConn(ctx context.Context, key string, timeout time.Durat
 			return nil, ErrDeviceNotOnline
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-h.done():
+			return nil, errHubClosed
 		}
 	}
 }
