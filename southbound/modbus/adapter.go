@@ -57,7 +57,8 @@ func New(name string, cfg Config, log *slog.Logger) (*Adapter, error) {
 	}
 	a.st.s.Bus = a.busName
 	for i, dc := range cfg.Devices {
-		d := &device{idx: i, name: dc.Name, unit: dc.Unit, poll: dc.Poll, points: map[string]*point{}}
+		d := &device{idx: i, name: dc.Name, unit: dc.Unit, poll: dc.Poll, points: map[string]*point{},
+			logLim: limiter{every: time.Minute}}
 		var pts []*point
 		for _, pc := range dc.Points {
 			c, err := newCodec(pc)

@@ -100,7 +100,12 @@ func (b *bus) connect(ctx context.Context) {
 		return
 	}
 	b.connFails++
-	b.a.st.update(func(s *Stats) { s.ConnectErrs++ })
+	b.a.st.update(func(s *Stats) {
+		s.ConnectErrs++
+		for i := range s.Devices {
+			s.Devices[i].State = "disconnected"
+		}
+	})
 	if b.connLog.allow(time.Now()) {
 		b.a.log.Warn("modbus bus connect failed; retrying with back-off", "bus", b.a.busName,
 			"failures", b.connFails, "err", err)
@@ -131,7 +136,13 @@ func (b *bus) disconnect(err error) {
 	}
 	b.l.close()
 	b.a.connected.Store(false)
-	b.a.st.update(func(s *Stats) { s.Disconnects++; s.Connected = false })
+	b.a.st.update(func(s *Stats) {
+		s.Disconnects++
+		s.Connected = false
+		for i := range s.Devices {
+			s.Devices[i].State = "disconnected"
+		}
+	})
 	if b.a.ctxDone() {
 		return
 	}

@@ -18,10 +18,12 @@ type device struct {
 	points map[string]*point
 	down   atomic.Bool // the unit did not answer its last poll
 
-	reqs  []request
-	next  time.Time // when it is polled next
-	fails int       // consecutive polls without an answer
-	split bool      // requests were split after an illegal-address exception
+	reqs       []request
+	next       time.Time // when it is polled next
+	fails      int       // consecutive polls without an answer
+	lastErr    error     // of the last failed request
+	logLim     limiter   // state-change lines: one per minute
+	loggedDown bool      // the last state line said "down"
 }
 
 // poll reads every request of d once and hands up the points read. It
@@ -38,6 +40,9 @@ func (b *bus) poll(d *device) {
 		}
 		r := &d.reqs[i]
 		data, err := b.read(d, r)
+		if err != nil {
+			d.lastErr = err
+		}
 		if !b.afterRequest(d, err) {
 			silent = true
 			break
@@ -48,9 +53,8 @@ func (b *bus) poll(d *device) {
 				// The device refuses a range over addresses it lacks:
 				// read these points one by one from now on.
 				b.a.log.Warn("modbus device refused a batched read; reading its points singly",
-					"adapter", b.a.name, "device", d.name, "table", r.table.String(), "address", r.addr, "count", r.count)
+					"device", d.name, "table", r.table.String(), "address", r.addr, "count", r.count)
 				d.reqs = append(d.reqs[:i], append(split(*r), d.reqs[i+1:]...)...)
-				d.split = true
 				i--
 			}
 			continue
@@ -78,7 +82,7 @@ func (b *bus) poll(d *device) {
 	default:
 		b.a.st.device(d.idx, func(s *DeviceStats) { s.Dropped++ })
 		if b.dropLog.allow(time.Now()) {
-			b.a.log.Warn("modbus reading dropped: uplink is behind", "adapter", b.a.name, "device", d.name)
+			b.a.log.Warn("modbus reading dropped: uplink is behind", "device", d.name)
 		}
 	}
 }
@@ -92,8 +96,9 @@ func (b *bus) schedule(d *device, due time.Time, ok bool) {
 		return
 	}
 	if ok {
-		if d.fails > 0 || d.down.Load() {
-			b.a.log.Info("modbus device answers again", "adapter", b.a.name, "device", d.name)
+		if d.loggedDown {
+			b.a.log.Info("modbus device answers again", "device", d.name)
+			d.loggedDown = false
 		}
 		d.fails = 0
 		d.down.Store(false)
@@ -105,8 +110,9 @@ func (b *bus) schedule(d *device, due time.Time, ok bool) {
 		return
 	}
 	d.fails++
-	if !d.down.Load() {
-		b.a.log.Warn("modbus device does not answer; backing off", "adapter", b.a.name, "device", d.name, "unit", d.unit)
+	if !d.down.Load() && d.logLim.allow(now) {
+		b.a.log.Warn("modbus device does not answer; backing off", "device", d.name, "unit", d.unit, "err", d.lastErr)
+		d.loggedDown = true
 	}
 	d.down.Store(true)
 	d.next = now.Add(backoff(2*d.poll, max(b.a.cfg.BackoffMax, d.poll), d.fails))

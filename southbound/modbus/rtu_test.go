@@ -240,10 +240,10 @@ func TestRTUFramingFaults(t *testing.T) {
 	good := withCRC(mustHex("01 03 02 0007"))
 	script := [][]byte{
 		append(mustHex("01 03 02 0007"), 0x12, 0x34), // bad CRC
-		withCRC(mustHex("09 03 02 0007")),             // wrong unit
-		mustHex("01 03 02 00"),                        // cut short
-		withCRC(mustHex("01 83 02")),                  // exception 2
-		{0x01, 0x03, 0xff, 0x00},                      // byte count past any frame
+		withCRC(mustHex("09 03 02 0007")),            // wrong unit
+		mustHex("01 03 02 00"),                       // cut short
+		withCRC(mustHex("01 83 02")),                 // exception 2
+		{0x01, 0x03, 0xff, 0x00},                     // byte count past any frame
 	}
 	done := make(chan struct{})
 	go func() {
@@ -291,4 +291,24 @@ func TestRTUMissingPortRetries(t *testing.T) {
 	if err := write(a, "plc", "sp", edgegw.Int(1)); !errors.Is(err, southbound.ErrUnavailable) {
 		t.Errorf("write without a port: %v", err)
 	}
+}
+
+// TestRTURS485OnPty: a pty has no RS-485 mode; asking for it fails the
+// open with a clear error rather than silently ignoring the setting.
+func TestRTURS485OnPty(t *testing.T) {
+	_, a2 := ptyPair(t)
+	f, err := openTTY(RTUConfig{Device: a2, Baud: 9600, Parity: "E", DataBits: 8, StopBits: 1,
+		RS485: &RS485Config{RTSOnSend: true}})
+	if err == nil {
+		f.Close()
+		t.Fatal("rs485 mode accepted on a pty")
+	}
+	if !strings.Contains(err.Error(), "rs485 mode on "+a2) {
+		t.Errorf("error %q", err)
+	}
+	f, err = openTTY(RTUConfig{Device: a2, Baud: 19200, Parity: "O", DataBits: 7, StopBits: 2})
+	if err != nil {
+		t.Fatalf("7O2 on a pty: %v", err)
+	}
+	f.Close()
 }

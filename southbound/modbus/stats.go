@@ -18,9 +18,11 @@ type Stats struct {
 
 // DeviceStats are the counters of one device (unit).
 type DeviceStats struct {
-	Name  string
-	Unit  uint8
-	State string // "unknown" (not yet polled), "up", "down" (in back-off)
+	Name string
+	Unit uint8
+	// State is "unknown" (not yet polled), "up", "down" (does not answer;
+	// in back-off) or "disconnected" (the bus is not connected).
+	State string
 	// Polls counts poll cycles that read at least one point; Requests
 	// counts every request sent (reads, writes, read-backs).
 	Polls, Requests uint64

@@ -366,3 +366,27 @@ func TestTCPStopsPromptly(t *testing.T) {
 		t.Error("second Run succeeded")
 	}
 }
+
+// blockingUplink never stores anything until the adapter stops.
+type blockingUplink struct{}
+
+func (blockingUplink) Submit(ctx context.Context, r edgegw.Reading) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestTCPSlowUplinkDoesNotHoldTheBus: with an uplink that never returns,
+// polling goes on and the readings that do not fit the queue are dropped
+// and counted.
+func TestTCPSlowUplinkDoesNotHoldTheBus(t *testing.T) {
+	s := startSlave(t, 1)
+	a := newAdapter(t, Config{TCP: s.addr, Devices: []DeviceConfig{simpleDevice("d", 1, time.Millisecond)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, blockingUplink{}) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, 10*time.Second, "50 dropped readings", func() bool { return a.Stats().Devices[0].Dropped >= 50 })
+	if st := a.Stats().Devices[0]; st.Polls < 50 || st.Readings != 0 {
+		t.Errorf("stats: %+v", st)
+	}
+}
