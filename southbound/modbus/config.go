@@ -71,7 +71,8 @@ type DeviceConfig struct {
 // Types: bool (coil, discrete), bit (one bit of an input or holding
 // register, numbered 0-15 from the least significant), int16, uint16,
 // int32, uint32, int64, uint64, float32, float64 (input, holding) and
-// string (Length registers, two characters each, NULs trimmed).
+// string (Length registers, two bytes each; cut at the first NUL, trailing
+// spaces trimmed; written NUL-padded).
 //
 // Order gives how the bytes A (most significant) to D of a 32-bit value
 // lie in the registers: ABCD (big-endian, the default), CDAB (word

@@ -87,8 +87,8 @@ func (l *rtuLink) Send(req []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if err := f.SetWriteDeadline(time.Now().Add(l.timeout)); err != nil {
-		return nil, broken(err)
+	if err := l.setDeadline(f.SetWriteDeadline, time.Now().Add(l.timeout)); err != nil {
+		return nil, err
 	}
 	if _, err := f.Write(req); err != nil {
 		return nil, l.ioError(err, true)
@@ -96,8 +96,8 @@ func (l *rtuLink) Send(req []byte) ([]byte, error) {
 	// The answer cannot start before our frame has left the UART.
 	sent := time.Now().Add(time.Duration(len(req)) * charTime(l.cfg))
 	l.lastIO = sent
-	if err := f.SetReadDeadline(sent.Add(l.timeout)); err != nil {
-		return nil, broken(err)
+	if err := l.setDeadline(f.SetReadDeadline, sent.Add(l.timeout)); err != nil {
+		return nil, err
 	}
 	resp, err := l.readFrame(f)
 	l.lastIO = time.Now()
@@ -131,6 +131,19 @@ func (l *rtuLink) readFrame(f io.Reader) ([]byte, error) {
 	return l.buf[:size], nil
 }
 
+// setDeadline sets a deadline, then checks that the adapter was not
+// stopped before it was set (stopping sets a deadline in the past, which
+// this one would override).
+func (l *rtuLink) setDeadline(set func(time.Time) error, t time.Time) error {
+	if err := set(t); err != nil {
+		return broken(err)
+	}
+	if err := l.ctx.Err(); err != nil {
+		return broken(err)
+	}
+	return nil
+}
+
 // waitGap keeps the bus silent for t3.5 after the last frame.
 func (l *rtuLink) waitGap() error {
 	d := time.Until(l.lastIO.Add(l.gap))
@@ -153,8 +166,8 @@ func (l *rtuLink) waitGap() error {
 func (l *rtuLink) drain() error {
 	end := time.Now().Add(l.timeout)
 	for time.Now().Before(end) {
-		if err := l.f.SetReadDeadline(time.Now().Add(l.gap)); err != nil {
-			return broken(err)
+		if err := l.setDeadline(l.f.SetReadDeadline, time.Now().Add(l.gap)); err != nil {
+			return err
 		}
 		_, err := l.f.Read(l.buf[:])
 		if isTimeout(err) {

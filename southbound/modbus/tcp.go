@@ -86,6 +86,9 @@ func (l *tcpLink) Send(req []byte) ([]byte, error) {
 	if err := conn.SetDeadline(time.Now().Add(l.timeout)); err != nil {
 		return nil, broken(err)
 	}
+	if err := l.ctx.Err(); err != nil { // cancelled before our deadline was set
+		return nil, broken(err)
+	}
 	if _, err := conn.Write(req); err != nil {
 		return nil, l.ioError(err, true)
 	}
