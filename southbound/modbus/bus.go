@@ -23,16 +23,22 @@ type bus struct {
 	out chan<- edgegw.Reading
 	tcp bool
 
-	connFails int     // consecutive failed connects
-	timeouts  int     // consecutive timeouts on the bus, any unit
-	connLog   limiter // rate limit for connect-failure lines
-	dropLog   limiter // rate limit for dropped-reading lines
-	timer     *time.Timer
+	connFails   int       // consecutive failed connects
+	drops       int       // links lost soon after opening, in a row
+	connectedAt time.Time // when the link was last opened
+	timeouts    int       // consecutive timeouts on the bus, any unit
+	connLog     limiter   // rate limit for connect-failure lines
+	dropLog     limiter   // rate limit for dropped-reading lines
+	timer       *time.Timer
 }
 
 // maxBusTimeouts is how many timeouts in a row, with no answer from any
 // unit, make a TCP bus reconnect (a half-open connection looks like that).
 const maxBusTimeouts = 3
+
+// stableLink is how long a link must last for its loss to be reconnected
+// without back-off.
+const stableLink = time.Minute
 
 func newBus(a *Adapter, l link, out chan<- edgegw.Reading) *bus {
 	pk := l.packager()
@@ -85,9 +91,18 @@ func (b *bus) nextDevice() *device {
 // connect opens the link once, or waits out a back-off after a failure.
 // It never gives up: a dead device is retried until the adapter stops.
 func (b *bus) connect(ctx context.Context) {
+	if b.drops > 0 {
+		// A link that broke soon after it was opened is not reopened at
+		// once: a device that accepts and drops must not be hammered.
+		b.sleep(ctx, backoff(100*time.Millisecond, b.a.cfg.BackoffMax, b.drops))
+		if ctx.Err() != nil {
+			return
+		}
+	}
 	err := b.l.open(ctx)
 	if err == nil {
 		b.a.connected.Store(true)
+		b.connectedAt = time.Now()
 		b.timeouts = 0
 		b.a.st.update(func(s *Stats) { s.Connects++; s.Connected = true })
 		if b.connFails > 0 {
@@ -136,6 +151,11 @@ func (b *bus) disconnect(err error) {
 	}
 	b.l.close()
 	b.a.connected.Store(false)
+	if time.Since(b.connectedAt) < stableLink {
+		b.drops++
+	} else {
+		b.drops = 0
+	}
 	b.a.st.update(func(s *Stats) {
 		s.Disconnects++
 		s.Connected = false
