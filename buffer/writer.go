@@ -1,6 +1,10 @@
 package buffer
 
-import badger "github.com/dgraph-io/badger/v4"
+import (
+	"runtime"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
 
 // The writer goroutine is the only one that writes to badger. It takes
 // every request that is waiting (up to maxCycleRequests), applies them to
@@ -43,9 +47,9 @@ func metaCost(nameLen int) int64 { return entryCost(metaKeyLen, metaFixedLen+nam
 func (q *Queue) writeLoop() {
 	defer close(q.writerDone)
 	var carry *request
+	var reqs []*request
 	for {
-		var reqs []*request
-		reqs, carry = q.collect(carry)
+		reqs, carry = q.collect(carry, len(reqs))
 		if reqs == nil {
 			break
 		}
@@ -68,7 +72,14 @@ func (q *Queue) writeLoop() {
 // waiting, as long as the appends fit under MaxBytes and about two
 // transactions. A request that does not fit is returned as the next
 // carry. It returns nil when the queue is closing.
-func (q *Queue) collect(carry *request) (reqs []*request, next *request) {
+//
+// released is how many requests the previous cycle answered. When that
+// was more than one, their callers are likely to come back at once: the
+// writer yields the processor a few times to let them, so that all
+// concurrent appenders share the next commit instead of alternating in
+// two halves (each waiting out the other's fsync). A single appender
+// never waits.
+func (q *Queue) collect(carry *request, released int) (reqs []*request, next *request) {
 	if carry == nil {
 		select {
 		case carry = <-q.reqs:
@@ -81,12 +92,18 @@ func (q *Queue) collect(carry *request) (reqs []*request, next *request) {
 	if carry.op == opAppend {
 		size, est = carry.size, carry.est
 	}
-	for len(reqs) < maxCycleRequests {
+	target := len(q.reqs) + 1 + released
+	for yields := 0; len(reqs) < maxCycleRequests; {
 		var r *request
 		select {
 		case r = <-q.reqs:
 		default:
-			return reqs, nil
+			if released < 2 || len(reqs) >= target || yields == maxYields {
+				return reqs, nil
+			}
+			yields++
+			runtime.Gosched()
+			continue
 		}
 		if r.op == opAppend {
 			if size+r.size > q.cfg.MaxBytes || est+r.est > 2*q.maxTxnSize {
@@ -98,6 +115,9 @@ func (q *Queue) collect(carry *request) (reqs []*request, next *request) {
 	}
 	return reqs, nil
 }
+
+// maxYields bounds the writer's wait for released appenders.
+const maxYields = 8
 
 // process applies one cycle of requests.
 func (q *Queue) process(reqs []*request) {
