@@ -58,6 +58,7 @@ func (h *Hub) authenticate(cl *mqtt.Client, pk packets.Packet) (*conn, packets.C
 		if _, ok := c.eventsBag(pk.Connect.WillTopic); !ok {
 			return nil, packets.ErrNotAuthorized, fmt.Errorf("will topic %q is not this identity's events topic", pk.Connect.WillTopic)
 		}
+		c.will = &mqtt.Will{TopicName: pk.Connect.WillTopic, Payload: append([]byte(nil), pk.Connect.WillPayload...), Retain: pk.Connect.WillRetain}
 	}
 	if !expires.IsZero() {
 		c.expiry = time.AfterFunc(time.Until(expires.Add(h.ClockSkew)), func() {

@@ -3,6 +3,7 @@ package hubsim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -62,7 +63,7 @@ func (k *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnSubscribe, mqtt.OnSubscribed,
-		mqtt.OnWillSent, mqtt.OnPacketSent,
+		mqtt.OnPacketSent,
 	}, []byte{b})
 }
 
@@ -213,6 +214,27 @@ func (k *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if c != nil {
 		c.closeLocal()
 		h.log.Debug("device disconnected", "device", c.key, "err", err)
+		h.sendWill(c, cl)
+	}
+}
+
+// sendWill records the connection's Will as telemetry with
+// iothub-MessageType=Will if it ended without a DISCONNECT (dropped, kicked,
+// taken over, token expired). hubsim does this itself rather than in mochi's
+// OnWillSent, which is skipped when the connection is closed before mochi's
+// read loop starts.
+func (h *Hub) sendWill(c *conn, cl *mqtt.Client) {
+	if c.will == nil || errors.Is(cl.StopCause(), packets.CodeDisconnect) {
+		return
+	}
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed || !c.readyNow() {
+		return
+	}
+	if t, err := c.classify(c.will.TopicName, len(c.will.Payload)); err == nil && t.kind == topicEvents {
+		h.acceptTelemetry(c, t, c.will.Payload, c.will.Retain, true)
 	}
 }
 
@@ -277,20 +299,6 @@ func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		c.methodResponse(t.rid, t.status, pk.Payload)
 	}
 	return pk, packets.CodeSuccessIgnore
-}
-
-// OnWillSent records a Will as telemetry with iothub-MessageType=Will.
-func (k *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
-	h := k.h
-	h.mu.Lock()
-	c := h.conns[cl]
-	h.mu.Unlock()
-	if c == nil {
-		return
-	}
-	if t, err := c.classify(pk.TopicName, len(pk.Payload)); err == nil && t.kind == topicEvents {
-		h.acceptTelemetry(c, t, pk.Payload, pk.FixedHeader.Retain, true)
-	}
 }
 
 func (h *Hub) connOf(cl *mqtt.Client) *conn {

@@ -34,6 +34,7 @@ type conn struct {
 	user     Username
 	auth     string
 	expiry   *time.Timer
+	will     *mqtt.Will // nil without a Will
 
 	mu       sync.Mutex
 	closed   bool
@@ -131,6 +132,12 @@ func (c *conn) nextRid() string {
 	defer c.mu.Unlock()
 	c.ridSeq++
 	return strconv.FormatUint(c.ridSeq, 16)
+}
+
+func (c *conn) readyNow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ready
 }
 
 // kick closes the network connection without a DISCONNECT, as IoT Hub does.

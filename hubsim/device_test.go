@@ -271,3 +271,14 @@ func TestTelemetryRetention(t *testing.T) {
 		t.Errorf("kept %d, last %+v", len(got), got[len(got)-1])
 	}
 }
+
+func TestNoWillOnCleanDisconnect(t *testing.T) {
+	h := startHub(t)
+	d := mustDevice(t, h, "dev1")
+	c := mustDial(t, h, "dev1", dialOpts{key: d.PrimaryKey, will: &willOpt{topic: "devices/dev1/messages/events/", payload: "gone"}})
+	c.Disconnect(100)
+	waitFor(t, "disconnect", func() bool { st, _ := h.Status("dev1", ""); return !st.Connected })
+	if n := len(h.Telemetry("dev1")); n != 0 {
+		t.Errorf("%d messages after a clean disconnect", n)
+	}
+}
