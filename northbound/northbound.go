@@ -22,9 +22,22 @@
 // for the [Downlink]. A method's Result goes back as the method response; a
 // C2D message is acknowledged (PUBACK) after Handle returns.
 //
+// Token renewal. MQTT 3.1.1 cannot re-authenticate a live connection and
+// IoT Hub closes it when the SAS token expires, so each identity renews by
+// a planned reconnect when 70-80% of Config.TokenTTL has passed (spread per
+// identity so thousands do not renew in the same second): it stops
+// reading the stream, lets the PUBACKs of what is in flight land, sends
+// DISCONNECT, connects with a fresh token (through the connect rate limit,
+// without back-off) and resumes from the acked cursor. Tests run this with
+// TokenTTL of a few seconds; a production 60 s or 1 h lifetime is the same
+// code path with a longer timer.
+//
 // Profiles: "azure-iothub" speaks IoT Hub's MQTT device protocol (SAS tokens
-// or X.509); "mqtt" speaks to any MQTT 3.1.1 broker with per-identity topic
-// templates.
+// from device keys or a DeviceConnect policy, or X.509); "mqtt" speaks to
+// any MQTT 3.1.1 broker with per-identity topic templates.
+//
+// Costs (BenchmarkConnect): 12 goroutines per connected identity (10 of
+// them paho's), and about 60-75 KiB of memory with TLS.
 package northbound
 
 import (

@@ -22,6 +22,7 @@ type endpoint struct {
 	// share it, since a resumed session carries the certificate of the
 	// session it resumes.
 	sessions tls.ClientSessionCache
+	shared   *tls.Config // for identities without a client certificate
 }
 
 func newEndpoint(c *Config) (*endpoint, error) {
@@ -56,6 +57,7 @@ func newEndpoint(c *Config) (*endpoint, error) {
 		}
 	}
 	e.sessions = tls.NewLRUClientSessionCache(64)
+	e.shared = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: e.roots, ServerName: e.serverName, ClientSessionCache: e.sessions}
 	return e, nil
 }
 
@@ -66,11 +68,10 @@ func (e *endpoint) tlsConfig(id *identity.Identity) *tls.Config {
 	if e.sessions == nil {
 		return nil
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: e.roots, ServerName: e.serverName}
-	if cert := id.Certificate(); cert != nil {
-		c.Certificates = []tls.Certificate{*cert}
-	} else {
-		c.ClientSessionCache = e.sessions
+	cert := id.Certificate()
+	if cert == nil {
+		return e.shared // tls.Dial does not modify it
 	}
-	return c
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: e.roots, ServerName: e.serverName,
+		Certificates: []tls.Certificate{*cert}}
 }
