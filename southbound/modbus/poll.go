@@ -8,8 +8,8 @@ import (
 	"github.com/edgegw/edgegw"
 )
 
-// device is one unit on the bus. Fields below the line belong to the bus
-// goroutine.
+// device is one unit on the bus. The fields after the blank line belong
+// to the bus goroutine.
 type device struct {
 	idx    int
 	name   string
