@@ -67,8 +67,9 @@ func (k *hook) Provides(b byte) bool {
 	}, []byte{b})
 }
 
-// OnConnect authenticates. It writes its own CONNACK on refusal, because
-// mochi's refusal from OnConnectAuthenticate is code 4 where IoT Hub sends 5.
+// OnConnect authenticates. It writes its own CONNACK on refusal: mochi's
+// refusal from OnConnectAuthenticate is always 5 for v3 clients, and fault
+// injection needs 3 (server unavailable) too.
 func (k *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	h := k.h
 	if code := h.connectFault(); code != 0 {
