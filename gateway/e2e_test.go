@@ -128,7 +128,22 @@ func TestSkeletonDeliversInOrder(t *testing.T) {
 	defer cancel()
 	got, err := gw.Hub().WaitTelemetry(ctx, "sensor-1", n)
 	if err != nil {
-		t.Fatalf("hub received %d of %d: %v", len(gw.Hub().Telemetry("sensor-1")), n, err)
+		got := gw.Hub().Telemetry("sensor-1")
+		seen := map[string]int{}
+		for _, m := range got {
+			seen[propValue(m.Properties, "seq")]++
+		}
+		var missing, dup []int
+		for i := range n {
+			switch seen[strconv.Itoa(i)] {
+			case 0:
+				missing = append(missing, i)
+			case 1:
+			default:
+				dup = append(dup, i)
+			}
+		}
+		t.Fatalf("hub received %d of %d: %v; missing %v, duplicated %v", len(got), n, err, missing, dup)
 	}
 	if len(got) != n {
 		t.Fatalf("hub received %d messages, want exactly %d (no duplicates without a reconnect)", len(got), n)

@@ -46,20 +46,19 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: *cfg, log: log, ready: make(chan struct{})}
 	for _, s := range cfg.Southbound {
-		alog := log.With("adapter", s.Name)
 		var (
 			a   southbound.Adapter
 			err error
 		)
 		switch {
 		case s.LANMQTT != nil:
-			a, err = lanmqtt.New(s.Name, *s.LANMQTT, alog)
+			a, err = lanmqtt.New(s.Name, *s.LANMQTT, log)
 		case s.Modbus != nil:
-			a, err = modbus.New(s.Name, *s.Modbus, alog)
+			a, err = modbus.New(s.Name, *s.Modbus, log)
 		case s.Serial != nil:
-			a, err = serial.New(s.Name, *s.Serial, alog)
+			a, err = serial.New(s.Name, *s.Serial, log)
 		case s.Simulator != nil:
-			a, err = simulator.New(s.Name, *s.Simulator, alog)
+			a, err = simulator.New(s.Name, *s.Simulator, log)
 		default:
 			err = errors.New("no adapter kind set")
 		}

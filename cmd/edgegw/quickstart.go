@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway"
-	"github.com/edgegw/edgegw/identity"
 	"github.com/edgegw/edgegw/southbound/lanmqtt"
 )
 
@@ -27,11 +25,9 @@ func printQuickstart(ctx context.Context, gw *gateway.Gateway, cfg *gateway.Conf
 	if hub == nil || lan == nil {
 		return
 	}
-	token := "(no service policy)"
-	if p, ok := hub.Policy("iothubowner"); ok {
-		if key, err := base64.StdEncoding.DecodeString(p.PrimaryKey); err == nil {
-			token = identity.SASToken(cfg.Hub.Host, key, p.Name, time.Now().Add(24*time.Hour))
-		}
+	watch, err := hub.TelemetryStreamURL("", 24*time.Hour)
+	if err != nil {
+		watch = "(unavailable: " + err.Error() + ")"
 	}
 	fmt.Fprintf(w, `
 edgegw quickstart is running. Telemetry from the simulated boiler reaches the
@@ -42,13 +38,11 @@ Publish as a LAN device (needs mosquitto-clients):
     -t 'devices/demo-sensor/messages/events/room=lab' -m '{"temperature": 21.5}'
 
 Watch what reaches the hub (JSON lines, follows new messages):
-  curl -sN --cacert %[3]s/hubsim/ca.pem \
-    -H 'Authorization: %[4]s' \
-    'https://%[5]s/edgegw/telemetry?follow=1'
+  curl -sN --cacert %[3]s/hubsim/ca.pem '%[4]s'
 
 The queue is in %[3]s/queue. Stop with Ctrl-C (it drains in order).
 
-`, hostOf(lan.Addr().String()), portOf(lan.Addr().String()), cfg.StateDir, token, hub.HTTPAddress())
+`, hostOf(lan.Addr().String()), portOf(lan.Addr().String()), cfg.StateDir, watch)
 }
 
 func hostOf(addr string) string {
