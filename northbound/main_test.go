@@ -214,32 +214,11 @@ func freePort(t testing.TB) int {
 }
 
 // startMosquitto runs Debian's mosquitto on 127.0.0.1 with a generated
-// config (extra lines appended) and returns its port.
-func startMosquitto(t testing.TB, extra string) int {
+// plaintext config (extra lines appended) and returns its port.
+func startMosquitto(t *testing.T, extra string) int {
 	t.Helper()
-	bin := needTool(t, "mosquitto")
-	port := freePort(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	body := "listener " + strconv.Itoa(port) + " 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nmax_inflight_messages 0\nmax_queued_messages 100000\n" + extra
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+	return startMosquittoConf(t, func(port int) string {
+		return "listener " + strconv.Itoa(port) + " 127.0.0.1\nallow_anonymous true\npersistence false\n" +
+			"max_inflight_messages 0\nmax_queued_messages 100000\n" + extra
 	})
-	eventually(t, 5*time.Second, "mosquitto to listen", func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return port
 }
