@@ -470,3 +470,28 @@ func TestIoTHubX509(t *testing.T) {
 		}
 	}
 }
+
+// TestIoTHubPolicyToken signs with the hub's "device" policy (DeviceConnect)
+// instead of the device's own key, as a gateway without device keys does.
+func TestIoTHubPolicyToken(t *testing.T) {
+	h := startHub(t, nil)
+	register(t, h, "pol1", "pol2/m")
+	pol, ok := h.Policy("device")
+	if !ok {
+		t.Fatal("no device policy")
+	}
+	ids := []identity.Config{{ID: "pol1", Policy: "device", Key: edgegw.Secret(pol.PrimaryKey)},
+		{ID: "pol2/m", Policy: "device", Key: edgegw.Secret(pol.PrimaryKey)}}
+	q := newMemQueue()
+	for _, ic := range ids {
+		q.append(ic.ID, telemetry(ic.ID, 1))
+	}
+	p, err := New(hubConfig(h), ids, q, newRecorder(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPool(t, p)
+	for _, ic := range ids {
+		eventually(t, 10*time.Second, ic.ID+" drained", func() bool { return q.pending(ic.ID) == 0 })
+	}
+}
