@@ -1,6 +1,7 @@
 package northbound
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,4 +115,21 @@ func TestNewErrors(t *testing.T) {
 	if err != nil || len(p.Status()) != 0 {
 		t.Fatalf("empty pool: %v", err)
 	}
+}
+
+func TestRunTwiceAtOnceRefused(t *testing.T) {
+	h := startHub(t, nil)
+	p, err := New(hubConfig(h), register(t, h, "twice"), newMemQueue(), newRecorder(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPool(t, p)
+	eventually(t, 10*time.Second, "connected", func() bool { return connected(p) == 1 })
+	if err := p.Run(context.Background()); err == nil {
+		t.Fatal("second concurrent Run accepted")
+	}
+	stop()
+	// Once stopped, it may run again.
+	runPool(t, p)
+	eventually(t, 10*time.Second, "connected again", func() bool { return connected(p) == 1 })
 }

@@ -52,6 +52,7 @@ func newLink(p *Pool, id *identity.Identity) *link {
 
 func (l *link) run(ctx context.Context) {
 	l.ctx = ctx
+	l.handlers.open()
 	sv := &supervisor{
 		lim:     l.p.limiter,
 		bo:      backoff{min: l.p.cfg.BackoffMin, max: l.p.cfg.BackoffMax},
@@ -269,6 +270,13 @@ func (t *tracker) exit() {
 		close(t.idle)
 		t.idle = nil
 	}
+}
+
+// open lets enter succeed again (a pool may be run again).
+func (t *tracker) open() {
+	t.mu.Lock()
+	t.closed = false
+	t.mu.Unlock()
 }
 
 func (t *tracker) close() {
