@@ -35,6 +35,7 @@ type link struct {
 	rid       atomic.Uint64 // request id counter
 	secondary atomic.Bool   // sign with the secondary key
 	connects  int           // successful connects, owned by run
+	failures  int           // consecutive failures, owned by run
 
 	cmds     chan struct{} // semaphore: commands running
 	handlers tracker       // command handlers in progress
@@ -66,6 +67,7 @@ func (l *link) run(ctx context.Context) {
 
 // failed records a failed attempt or a lost connection.
 func (l *link) failed(err error, fails int) {
+	l.failures = fails
 	now := time.Now()
 	l.st.update(func(s *Status) { s.LastError, s.LastErrorTime = err.Error(), now })
 	if errors.Is(err, ErrRefused) && l.id.Keys() > 1 {
@@ -163,6 +165,10 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 			st.Reconnects++
 		}
 	})
+	if l.failures > 0 {
+		l.p.note.info("hub connection restored", "identity", l.stream, "after_failures", l.failures)
+		l.failures = 0
+	}
 	l.log.Debug("connected", "token_expiry", expiry)
 	return s.serve, nil
 }

@@ -21,7 +21,8 @@ type Pool struct {
 	q        Queue
 	down     Downlink
 	log      *slog.Logger
-	warn     *floodLog
+	warn     *floodLog // connection failures, dropped messages
+	note     *floodLog // connections restored
 	limiter  *rate.Limiter
 	schedule identity.Schedule
 	links    []*link
@@ -60,6 +61,7 @@ func New(cfg Config, ids []identity.Config, q Queue, down Downlink, log *slog.Lo
 		down:     down,
 		log:      log,
 		warn:     newFloodLog(log, 10*time.Second, 5),
+		note:     newFloodLog(log, 10*time.Second, 5),
 		limiter:  rate.NewLimiter(rate.Limit(cfg.ConnectRate), cfg.ConnectBurst),
 		schedule: identity.Schedule{TTL: cfg.TokenTTL},
 		byID:     make(map[edgegw.DeviceID]*link, len(ids)),

@@ -1,6 +1,7 @@
 package northbound
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -68,7 +69,11 @@ func newFloodLog(log *slog.Logger, every time.Duration, burst int) *floodLog {
 	return &floodLog{log: log, lim: rate.NewLimiter(rate.Every(every), burst)}
 }
 
-func (f *floodLog) warn(msg string, args ...any) {
+func (f *floodLog) warn(msg string, args ...any) { f.emit(slog.LevelWarn, msg, args...) }
+
+func (f *floodLog) info(msg string, args ...any) { f.emit(slog.LevelInfo, msg, args...) }
+
+func (f *floodLog) emit(level slog.Level, msg string, args ...any) {
 	f.mu.Lock()
 	if !f.lim.Allow() {
 		f.suppressed++
@@ -81,5 +86,5 @@ func (f *floodLog) warn(msg string, args ...any) {
 	if n > 0 {
 		args = append(args, "suppressed", n)
 	}
-	f.log.Warn(msg, args...)
+	f.log.Log(context.Background(), level, msg, args...)
 }
