@@ -184,7 +184,11 @@ func (c *cycle) append(r *request) {
 			cl = alarm
 		}
 		if p.m.count[cl] == 0 {
-			p.m.head[cl] = seq
+			// The class is empty, so this record is its exact head, even
+			// if an ack earlier in this transaction left the head dirty:
+			// tighten must not look for it through the read view, which
+			// cannot see this transaction's records.
+			p.m.head[cl], p.dirty[cl] = seq, false
 		}
 		p.m.count[cl]++
 		p.m.bytes[cl] += storedSize(len(e.Data))
