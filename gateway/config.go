@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/buffer"
+	"github.com/edgegw/edgegw/hubsim"
 	"github.com/edgegw/edgegw/identity"
 	"github.com/edgegw/edgegw/mapping"
 	"github.com/edgegw/edgegw/northbound"
@@ -203,21 +205,18 @@ func (c *Config) Validate() error {
 	if len(c.Identities) == 0 {
 		add("identities", errors.New("must list at least one identity"))
 	}
-	embedded := c.Hubsim != nil && c.Hubsim.Enabled
-	ids := map[string]int{}
-	for i := range c.Identities {
-		p := "identities[" + strconv.Itoa(i) + "]"
-		id := &c.Identities[i]
-		if embedded && id.Key == "" && id.KeyFile == "" && id.CertFile == "" {
-			// The embedded hub registers it and hands out the key at start.
-		} else {
-			add(p, id.Validate())
+	ids := c.Identities
+	if c.Hubsim != nil && c.Hubsim.Enabled {
+		// The embedded hub registers identities that have no credentials
+		// and hands out their keys at start; validate them as keyed.
+		ids = slices.Clone(ids)
+		for i := range ids {
+			if !ids[i].HasKey() && !ids[i].HasCert() {
+				ids[i].Key = edgegw.Secret(hubsim.NewKey())
+			}
 		}
-		if j, dup := ids[id.ID]; dup && id.ID != "" {
-			add(p+".id", fmt.Errorf("%q is already used by identities[%d]", id.ID, j))
-		}
-		ids[id.ID] = i
 	}
+	add("identities", c.Hub.ValidateIdentities(ids))
 	names := map[string]int{}
 	var points []edgegw.PointInfo
 	for i, s := range c.Southbound {

@@ -87,7 +87,7 @@ func TestBrokenConfigs(t *testing.T) {
 		}, `identities: must list at least one identity`},
 		{"duplicate identity", func(t *testing.T) string {
 			return edit(t, "southbound:", "  - id: sensor-1\n    key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\nsouthbound:")
-		}, `identities[1].id: "sensor-1" is already used by identities[0]`},
+		}, `identities[1].id: duplicate of identities[0] (got "sensor-1")`},
 		{"identity id with bad characters", func(t *testing.T) string { return edit(t, "id: sensor-1", "id: 'sensor 1'") },
 			`identities[0].id:`},
 		{"identity key not base64", func(t *testing.T) string {
