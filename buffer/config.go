@@ -39,6 +39,9 @@ type Config struct {
 	// dropped records; drops in between are counted and summed into the
 	// next line. Default 1 minute.
 	DropLogInterval time.Duration `yaml:"drop_log_interval"`
+
+	// reclaimSlack replaces the reclamation threshold's constant in tests.
+	reclaimSlack int64
 }
 
 // Defaults.
@@ -71,6 +74,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.DropLogInterval == 0 {
 		c.DropLogInterval = DefaultDropLogInterval
+	}
+	if c.reclaimSlack == 0 {
+		c.reclaimSlack = reclaimSlack
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -36,7 +37,7 @@ func crashStream(w int) string { return fmt.Sprintf("crash/s%d", w%crashStreams)
 // "ack <seq>" once Ack of crashAckName up to seq returned nil.
 func crashChild() {
 	dir, run := os.Getenv(crashChildEnv), os.Getenv(crashRunEnv)
-	q, err := Open(Config{Dir: dir, MinFreeBytes: 1}, nil)
+	q, err := Open(Config{Dir: dir, MinFreeBytes: 1}, slog.New(exitOnError{}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -79,6 +80,10 @@ func crashChild() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(6)
 		}
+		if after != 0 && recs[0].Seq != after+1 {
+			fmt.Fprintf(os.Stderr, "%s: read after %d starts at %d\n", crashAckName, after, recs[0].Seq)
+			os.Exit(8)
+		}
 		after = recs[len(recs)-1].Seq
 		if err := q.Ack(crashAckName, after); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -87,6 +92,18 @@ func crashChild() {
 		say("ack " + strconv.FormatUint(after, 10))
 	}
 }
+
+// exitOnError ends the child on an error-level log line.
+type exitOnError struct{}
+
+func (exitOnError) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (exitOnError) Handle(_ context.Context, r slog.Record) error {
+	fmt.Fprintln(os.Stderr, "error logged:", r.Message)
+	os.Exit(9)
+	return nil
+}
+func (h exitOnError) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h exitOnError) WithGroup(string) slog.Handler      { return h }
 
 func TestCrashRecovery(t *testing.T) {
 	dir := t.TempDir()
@@ -172,7 +189,7 @@ func crashOnce(t *testing.T, dir string, run int, delay time.Duration) (oks []st
 // reported. It returns the number of records stored.
 func crashCheck(t *testing.T, dir string, oks []string, seen map[string]uint64, maxAcked uint64) int {
 	t.Helper()
-	q, err := Open(Config{Dir: dir, MinFreeBytes: 1}, nil)
+	q, err := Open(Config{Dir: dir, MinFreeBytes: 1}, slog.New(failOnError{t}))
 	if err != nil {
 		t.Fatal(err)
 	}

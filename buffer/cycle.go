@@ -184,6 +184,20 @@ func (c *cycle) commit() {
 	c.q.apply(c)
 }
 
+// tightenAll tightens the heads of every stream the deletions of this
+// transaction touched. It must run before anything is appended in the
+// transaction: the read view does not see those records.
+func (c *cycle) tightenAll() {
+	for _, s := range c.order {
+		if c.err != nil {
+			return
+		}
+		if err := c.tighten(s, c.pend[s]); err != nil {
+			c.abort(err)
+		}
+	}
+}
+
 // tighten moves every dirty head of p to the first record of its class
 // that still exists.
 func (c *cycle) tighten(s *stream, p *pending) error {
@@ -200,10 +214,9 @@ func (c *cycle) tighten(s *stream, p *pending) error {
 		if err != nil {
 			return err
 		}
-		if !ok { // cannot happen unless the meta is wrong: say so and heal
-			c.q.log.Error("buffer: stream meta counts records that are not there; resetting",
-				"identity", s.name, "class", cl, "records", p.m.count[cl])
-			p.m.count[cl], p.m.bytes[cl], p.m.head[cl] = 0, 0, 0
+		if !ok { // a bug: keep the old head, a lower bound, so that nothing is hidden
+			c.q.log.Error("buffer: stream meta counts records that are not there",
+				"identity", s.name, "class", cl, "records", p.m.count[cl], "head", p.m.head[cl])
 			continue
 		}
 		p.m.head[cl] = r.seq

@@ -80,12 +80,16 @@ func freeSpace(dir string) (int64, error) {
 	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
-// checkDisk returns an error matching ErrDiskFull while the free space is
-// below the reserve, and logs when that state begins and ends.
-func (q *Queue) checkDisk() error {
+// checkDisk returns an error matching ErrDiskFull for appends while the
+// free space is below the reserve, and for deletes (acks, drops: they
+// write tombstones) while it is below a quarter of it; deletes are how
+// the queue's own data makes room again. It logs when the refusal of
+// appends begins and ends.
+func (q *Queue) checkDisk() (appendErr, deleteErr error) {
 	free, err := freeSpace(q.cfg.Dir)
 	if err != nil {
-		return fmt.Errorf("buffer: %w", &os.PathError{Op: "statfs", Path: q.cfg.Dir, Err: err})
+		err = fmt.Errorf("buffer: %w", &os.PathError{Op: "statfs", Path: q.cfg.Dir, Err: err})
+		return err, err
 	}
 	full := free < q.cfg.MinFreeBytes
 	q.mu.Lock()
@@ -99,9 +103,12 @@ func (q *Queue) checkDisk() error {
 		q.log.Info("buffer: disk space back, accepting appends", "dir", q.cfg.Dir, "free", free)
 	}
 	if full {
-		return fmt.Errorf("buffer %s: %d bytes free, %d kept in reserve: %w", q.cfg.Dir, free, q.cfg.MinFreeBytes, ErrDiskFull)
+		appendErr = fmt.Errorf("buffer %s: %d bytes free, %d kept in reserve: %w", q.cfg.Dir, free, q.cfg.MinFreeBytes, ErrDiskFull)
 	}
-	return nil
+	if free < q.cfg.MinFreeBytes/4 {
+		deleteErr = appendErr
+	}
+	return appendErr, deleteErr
 }
 
 // Reclamation. Deleted records are tombstones; badger drops them (and the
@@ -146,7 +153,7 @@ func (q *Queue) reclaim() {
 	q.mu.RLock()
 	live := q.total
 	q.mu.RUnlock()
-	if du <= 2*live+reclaimSlack {
+	if du <= 2*live+q.cfg.reclaimSlack {
 		return
 	}
 	if free, err := freeSpace(q.cfg.Dir); err != nil || free < du+q.cfg.MinFreeBytes {

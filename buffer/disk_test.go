@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -146,4 +147,53 @@ func TestNoReserveIsFatal(t *testing.T) {
 	if !bytes.Contains(stderr.Bytes(), []byte("SIGBUS")) {
 		t.Fatalf("child: %v, want a SIGBUS crash; stderr:\n%.2000s", err, stderr.String())
 	}
+}
+
+// TestReclaim runs the reclamation with a tiny threshold while appends go
+// on: it flattens, keeps every record, and the directory does not grow.
+func TestReclaim(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, Config{Dir: dir, SweepInterval: time.Hour, reclaimSlack: 1 << 20})
+	ctx := context.Background()
+	batch := make([]Entry, 1000)
+	for i := range batch {
+		batch[i] = Entry{Stream: "r", Data: make([]byte, 200)}
+	}
+	for range 60 { // 60k records, 12 MB, through the queue
+		if err := q.Append(ctx, batch...); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Ack("r", q.Stats().Streams[0].LastSeq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendN(t, q, "keep", 1, 100)
+	before, err := diskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // appends during the flatten
+		defer close(done)
+		for i := 101; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			appendN(t, q, "keep", i, 1)
+		}
+	}()
+	q.reclaim()
+	close(stop)
+	<-done
+	after, _ := diskUsage(dir)
+	st := q.Stats()
+	if st.Compactions < 1 || after > before {
+		t.Fatalf("compactions %d, disk %d -> %d", st.Compactions, before, after)
+	}
+	recs := readAll(t, q, "keep", 0)
+	wantRecords(t, recs, "keep", seqRange(1, len(recs))...)
+	t.Logf("disk %d KiB -> %d KiB; %d records appended meanwhile", before>>10, after>>10, len(recs)-100)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"testing"
@@ -27,15 +28,27 @@ func testConfig(t testing.TB) Config {
 	return Config{Dir: t.TempDir()}
 }
 
+// open opens a queue that fails the test on any error-level log line
+// (the queue logs an internal inconsistency at that level).
 func open(t testing.TB, cfg Config) *Queue {
 	t.Helper()
-	q, err := Open(cfg, nil)
+	q, err := Open(cfg, slog.New(failOnError{t}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = q.Close() })
 	return q
 }
+
+type failOnError struct{ t testing.TB }
+
+func (h failOnError) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (h failOnError) Handle(_ context.Context, r slog.Record) error {
+	h.t.Errorf("error logged: %s", r.Message)
+	return nil
+}
+func (h failOnError) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h failOnError) WithGroup(string) slog.Handler      { return h }
 
 func appendN(t testing.TB, q *Queue, stream string, from, n int) {
 	t.Helper()

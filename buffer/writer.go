@@ -121,36 +121,34 @@ const maxYields = 8
 
 // process applies one cycle of requests.
 func (q *Queue) process(reqs []*request) {
+	appendErr, deleteErr := q.checkDisk()
 	c := q.newCycle()
 	defer c.discard()
 	var appends []*request
 	var appendSize int64
 	for _, r := range reqs {
-		if r.op == opAck {
+		switch {
+		case r.op == opAppend && appendErr != nil:
+			r.err = appendErr
+		case r.op == opAppend:
+			appends = append(appends, r)
+			appendSize += r.size
+		case deleteErr != nil:
+			r.err = deleteErr
+		case r.op == opAck:
 			c.ack(r)
 		}
 	}
 	for _, r := range reqs {
-		switch r.op {
-		case opDrop:
+		if r.op == opDrop && deleteErr == nil {
 			c.dropExpired(r)
-		case opAppend:
-			appends = append(appends, r)
-			appendSize += r.size
-		}
-	}
-	if len(appends) > 0 {
-		if err := q.checkDisk(); err != nil {
-			for _, r := range appends {
-				r.err = err
-			}
-			appends = nil
 		}
 	}
 	if len(appends) > 0 {
 		if over := q.total + c.delta() + appendSize - q.cfg.MaxBytes; over > 0 {
 			c.dropOldest(over + min(q.cfg.MaxBytes/64, 8<<20))
 		}
+		c.tightenAll() // heads are found in the read view, which will not see the appends
 		for _, r := range appends {
 			c.append(r)
 		}
