@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
 )
 
 // Key layout (see doc.go for why):
@@ -215,4 +217,55 @@ func decodeValue(v []byte) (time.Time, []byte, error) {
 		return t, nil, err
 	}
 	return t, v[valueHdrLen:], nil
+}
+
+// load checks the format version and reads every stream's meta.
+func (q *Queue) load() error {
+	return q.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(versionKey)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			it := txn.NewIterator(badger.IteratorOptions{})
+			it.Rewind()
+			empty := !it.Valid()
+			it.Close()
+			if !empty {
+				return errors.New("directory holds a badger store that is not an edgegw buffer")
+			}
+			return txn.Set(versionKey, []byte(formatVersion))
+		case err != nil:
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if string(v) != formatVersion {
+			return fmt.Errorf("store format %q, this build reads %q", v, formatVersion)
+		}
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{prefixMeta}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			id, ok := parseMetaKey(item.Key())
+			if !ok {
+				return fmt.Errorf("bad meta key %x", item.Key())
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			m, name, err := decodeMeta(v)
+			if err != nil {
+				return fmt.Errorf("stream %d: %w", id, err)
+			}
+			if _, dup := q.streams[name]; dup {
+				return fmt.Errorf("stream %q stored twice", name)
+			}
+			q.streams[name] = &stream{name: name, id: id, m: m, notify: make(chan struct{})}
+			q.total += m.size()
+			q.nextID = max(q.nextID, id+1)
+		}
+		return nil
+	})
 }

@@ -203,6 +203,58 @@ func (c *cycle) append(r *request) {
 	}
 }
 
+// ack deletes the records of r.stream up to r.upto, in chunks.
+func (c *cycle) ack(r *request) {
+	c.cur = r
+	defer func() { c.cur = nil }()
+	if c.err != nil {
+		r.err = c.err
+		return
+	}
+	c.q.mu.RLock()
+	s := c.q.streams[r.stream]
+	c.q.mu.RUnlock()
+	if s == nil || s.id == 0 {
+		return
+	}
+	var next uint64
+	for c.err == nil {
+		p := c.state(s)
+		upto := min(r.upto, p.m.last)
+		from := max(p.m.first(), next)
+		if from > upto {
+			break
+		}
+		recs, err := scanRange(c.reader(), p.id, from, upto, scanChunk, c.deleted)
+		if err != nil {
+			c.abort(err)
+			break
+		}
+		for _, x := range recs {
+			if !c.del(s, x, -1) {
+				break
+			}
+		}
+		end := upto
+		if len(recs) == scanChunk {
+			end = recs[len(recs)-1].seq
+		}
+		p = c.state(s) // del may have rolled
+		for cl := range numClasses {
+			if h := p.m.head[cl]; h != 0 && h <= end {
+				p.m.head[cl], p.dirty[cl] = end+1, true
+			}
+		}
+		next = end + 1
+		if len(recs) < scanChunk {
+			break
+		}
+	}
+	if c.err != nil {
+		r.err = c.err
+	}
+}
+
 // stream returns the stream called name, creating it if needed.
 func (c *cycle) stream(name string) *stream {
 	c.q.mu.RLock()
