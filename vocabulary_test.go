@@ -162,3 +162,29 @@ func TestPrefixErrors(t *testing.T) {
 		t.Error("nil error became non-nil")
 	}
 }
+
+func FuzzValueJSON(f *testing.F) {
+	for _, s := range []string{`1`, `-1`, `1.5`, `"x"`, `true`, `null`, `18446744073709551615`, `1e400`, `{"a":1}`, `[1]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var v edgegw.Value
+		if err := json.Unmarshal(b, &v); err != nil {
+			return
+		}
+		out, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("marshal %v: %v", v, err)
+		}
+		var back edgegw.Value
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("re-decode %s: %v", out, err)
+		}
+		if f, ok := v.Float(); ok && f != f { // NaN cannot come from JSON
+			t.Fatalf("NaN from %q", b)
+		}
+		if back.Kind() != v.Kind() && !(v.Kind() == edgegw.KindFloat && back.Kind() == edgegw.KindInt) {
+			t.Fatalf("kind changed: %v -> %s -> %v", v, out, back)
+		}
+	})
+}
