@@ -1,0 +1,167 @@
+package iothub
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/edgegw/edgegw"
+)
+
+// System properties: the short names IoT Hub gives them on topics.
+const (
+	PropMessageID       = "$.mid"
+	PropCorrelationID   = "$.cid"
+	PropUserID          = "$.uid"
+	PropTo              = "$.to"
+	PropContentType     = "$.ct"
+	PropContentEncoding = "$.ce"
+	PropCreationTime    = "$.ctime"
+)
+
+// IsSystem reports whether key names a system property ("$." and a short
+// name) rather than an application property.
+func IsSystem(key string) bool { return strings.HasPrefix(key, "$.") }
+
+// ErrBadBag is wrapped by every ParseBag error.
+var ErrBadBag = errors.New("bad property bag")
+
+// ParseBag decodes a property bag "k1=v1&k2&k3=" as IoT Hub does: items
+// split on "&", each on its first "=", key and value percent-decoded
+// without turning "+" into a space (Uri.UnescapeDataString, as in edgeHub).
+// A key without "=" (IoT Hub's null) decodes to an empty value. Empty items
+// are skipped; an empty key or a bad escape is an error wrapping ErrBadBag.
+// Properties keep their order, duplicates included. Bytes are not checked
+// to be UTF-8.
+func ParseBag(bag string) ([]edgegw.Property, error) {
+	if bag == "" {
+		return nil, nil
+	}
+	out := make([]edgegw.Property, 0, strings.Count(bag, "&")+1)
+	for item := range strings.SplitSeq(bag, "&") {
+		if item == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(item, "=")
+		key, err := url.PathUnescape(k)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %q: %w", ErrBadBag, k, err)
+		}
+		if key == "" {
+			return nil, fmt.Errorf("%w: empty key in %q", ErrBadBag, item)
+		}
+		val, err := url.PathUnescape(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: value of %q: %w", ErrBadBag, key, err)
+		}
+		out = append(out, edgegw.Property{Key: key, Value: val})
+	}
+	return out, nil
+}
+
+// WriteBag writes props to b as a property bag: "key=value" items joined
+// with "&", both escaped with EscapeComponent. An empty value is written
+// as "key=" (IoT Hub's empty string, not its null).
+func WriteBag(b *strings.Builder, props []edgegw.Property) {
+	for i, p := range props {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(EscapeComponent(p.Key))
+		b.WriteByte('=')
+		b.WriteString(EscapeComponent(p.Value))
+	}
+}
+
+// EncodeBag returns props as a property bag (see WriteBag).
+func EncodeBag(props []edgegw.Property) string {
+	var b strings.Builder
+	WriteBag(&b, props)
+	return b.String()
+}
+
+// WriteMessageBag writes the property bag of m's telemetry topic to b, as
+// the Node SDK orders it: the system properties $.mid, $.cid, $.ct and
+// $.ce (each only if set), then m.Properties in order. m.Created is not
+// written. ApplyBag reads it back.
+func WriteMessageBag(b *strings.Builder, m *edgegw.Message) {
+	var sys [4]edgegw.Property
+	n := 0
+	for _, p := range [...]edgegw.Property{{Key: PropMessageID, Value: m.MessageID}, {Key: PropCorrelationID, Value: m.CorrelationID},
+		{Key: PropContentType, Value: m.ContentType}, {Key: PropContentEncoding, Value: m.ContentEncoding}} {
+		if p.Value != "" {
+			sys[n] = p
+			n++
+		}
+	}
+	WriteBag(b, sys[:n])
+	if n > 0 && len(m.Properties) > 0 {
+		b.WriteByte('&')
+	}
+	WriteBag(b, m.Properties)
+}
+
+// ApplyBag sets m's fields from the decoded properties of a telemetry
+// topic: $.mid, $.cid, $.ct and $.ce set MessageID, CorrelationID,
+// ContentType and ContentEncoding; $.ctime sets Created (UTC) when it is
+// an RFC 3339 time. Every other property, other "$." system properties
+// included, is appended to m.Properties in order, so that it travels on.
+func ApplyBag(m *edgegw.Message, props []edgegw.Property) {
+	for _, p := range props {
+		switch p.Key {
+		case PropMessageID:
+			m.MessageID = p.Value
+		case PropCorrelationID:
+			m.CorrelationID = p.Value
+		case PropContentType:
+			m.ContentType = p.Value
+		case PropContentEncoding:
+			m.ContentEncoding = p.Value
+		case PropCreationTime:
+			if t, err := time.Parse(time.RFC3339Nano, p.Value); err == nil {
+				m.Created = t.UTC()
+				continue
+			}
+			m.Properties = append(m.Properties, p)
+		default:
+			m.Properties = append(m.Properties, p)
+		}
+	}
+}
+
+// EscapeComponent percent-encodes s like JavaScript's encodeURIComponent,
+// and also escapes !'()* (the SDKs' encodeUriComponentStrict): only A-Z
+// a-z 0-9 - _ . ~ stay as they are. Hex digits are upper case. It is the
+// encoding of SAS fields and of property bags.
+func EscapeComponent(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !unreserved(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if unreserved(c) {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
+	}
+	return string(b)
+}
+
+func unreserved(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return c == '-' || c == '_' || c == '.' || c == '~'
+}
