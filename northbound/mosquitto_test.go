@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/identity"
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // logBuffer collects log lines; tests check them for secrets.
@@ -189,7 +190,7 @@ func TestMQTTProfileTelemetryMosquitto(t *testing.T) {
 		var props [][]edgegw.Property
 		for _, r := range got {
 			_, bag, _ := strings.Cut(r.topic, "/telemetry/")
-			pp, err := parseBag(bag)
+			pp, err := iothub.ParseBag(bag)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,6 @@ package northbound
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -61,44 +60,6 @@ func newProfile(c *Config) profile {
 		return &mqttProfile{t: c.Topics}
 	}
 	return &iothubProfile{host: c.Host, apiVersion: c.APIVersion, modelID: c.ModelID}
-}
-
-// encodeBag writes props as a property bag: key=value pairs joined with &,
-// both percent-encoded as IoT Hub (and encodeURIComponent) expect.
-func encodeBag(b *strings.Builder, props []edgegw.Property) {
-	for i, p := range props {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(identity.EscapeComponent(p.Key))
-		b.WriteByte('=')
-		b.WriteString(identity.EscapeComponent(p.Value))
-	}
-}
-
-// parseBag reads a property bag ("a=1&%24.mid=x&flag"). A key without '='
-// has an empty value. '+' stays '+' (it is not a space here).
-func parseBag(s string) ([]edgegw.Property, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var props []edgegw.Property
-	for item := range strings.SplitSeq(s, "&") {
-		if item == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(item, "=")
-		key, err := url.PathUnescape(k)
-		if err != nil {
-			return nil, fmt.Errorf("property bag key %q: %w", k, err)
-		}
-		val, err := url.PathUnescape(v)
-		if err != nil {
-			return nil, fmt.Errorf("property bag value of %q: %w", key, err)
-		}
-		props = append(props, edgegw.Property{Key: key, Value: val})
-	}
-	return props, nil
 }
 
 // bagValue returns the value of key in props and whether it was there.

@@ -7,11 +7,12 @@ import (
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/identity"
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // MaxMessageBytes is IoT Hub's device-to-cloud message limit (256 KB),
 // counted here as the whole topic (with its property bag) plus the body.
-const MaxMessageBytes = 256 * 1024
+const MaxMessageBytes = iothub.MaxMessageSize
 
 // MaxReportedBytes is the largest reported-properties patch IoT Hub takes
 // (the whole reported section is limited to 32 KB).
@@ -57,9 +58,9 @@ func (p *iothubProfile) clientID(id *identity.Identity) string { return string(i
 func (p *iothubProfile) username(id *identity.Identity) string {
 	u := p.host + "/" + string(id.ID) + "/?api-version=" + p.apiVersion
 	if p.modelID != "" {
-		u += "&model-id=" + identity.EscapeComponent(p.modelID)
+		u += "&model-id=" + iothub.EscapeComponent(p.modelID)
 	}
-	return u + "&DeviceClientType=" + identity.EscapeComponent("edgegw/1")
+	return u + "&DeviceClientType=" + iothub.EscapeComponent("edgegw/1")
 }
 
 func (p *iothubProfile) password(*identity.Identity) string { return "" }
@@ -91,24 +92,8 @@ func (p *iothubProfile) telemetryTopic(id *identity.Identity, m *edgegw.Message)
 		b.WriteString(id.Module)
 	}
 	b.WriteString("/messages/events/")
-	writeBag(&b, m)
+	iothub.WriteMessageBag(&b, m)
 	return b.String()
-}
-
-// writeBag writes m's system and application properties as a bag.
-func writeBag(b *strings.Builder, m *edgegw.Message) {
-	sys := make([]edgegw.Property, 0, 4)
-	for _, p := range []edgegw.Property{{Key: "$.mid", Value: m.MessageID}, {Key: "$.cid", Value: m.CorrelationID},
-		{Key: "$.ct", Value: m.ContentType}, {Key: "$.ce", Value: m.ContentEncoding}} {
-		if p.Value != "" {
-			sys = append(sys, p)
-		}
-	}
-	encodeBag(b, sys)
-	if len(sys) > 0 && len(m.Properties) > 0 {
-		b.WriteByte('&')
-	}
-	encodeBag(b, m.Properties)
 }
 
 func (p *iothubProfile) reportedTopic(_ *identity.Identity, rid string) (string, bool) {
@@ -136,7 +121,7 @@ func (p *iothubProfile) parse(id *identity.Identity, topic string, _ []byte) (in
 		if err != nil || n < 100 || n > 999 {
 			return in, fmt.Errorf("twin response status %q is not a status code", status)
 		}
-		props, err := parseBag(strings.TrimPrefix(query, "?"))
+		props, err := iothub.ParseBag(strings.TrimPrefix(query, "?"))
 		if err != nil {
 			return in, err
 		}
@@ -147,7 +132,7 @@ func (p *iothubProfile) parse(id *identity.Identity, topic string, _ []byte) (in
 		}
 		return in, nil
 	case strings.HasPrefix(topic, "$iothub/twin/PATCH/properties/desired/"):
-		props, err := parseBag(strings.TrimPrefix(strings.TrimPrefix(topic, "$iothub/twin/PATCH/properties/desired/"), "?"))
+		props, err := iothub.ParseBag(strings.TrimPrefix(strings.TrimPrefix(topic, "$iothub/twin/PATCH/properties/desired/"), "?"))
 		if err != nil {
 			return in, err
 		}
@@ -159,7 +144,7 @@ func (p *iothubProfile) parse(id *identity.Identity, topic string, _ []byte) (in
 		if name == "" {
 			return in, fmt.Errorf("method call without a name")
 		}
-		props, err := parseBag(strings.TrimPrefix(query, "?"))
+		props, err := iothub.ParseBag(strings.TrimPrefix(query, "?"))
 		if err != nil {
 			return in, err
 		}
@@ -171,7 +156,7 @@ func (p *iothubProfile) parse(id *identity.Identity, topic string, _ []byte) (in
 		return in, nil
 	case strings.HasPrefix(topic, "devices/"+id.Device+"/messages/devicebound/"):
 		bag := strings.TrimSuffix(strings.TrimPrefix(topic, "devices/"+id.Device+"/messages/devicebound/"), "/")
-		props, err := parseBag(bag)
+		props, err := iothub.ParseBag(bag)
 		if err != nil {
 			return in, err
 		}

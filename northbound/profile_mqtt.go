@@ -7,6 +7,7 @@ import (
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/identity"
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // mqttProfile speaks to any MQTT 3.1.1 broker with topic templates.
@@ -35,7 +36,7 @@ func (p *mqttProfile) telemetryTopic(id *identity.Identity, m *edgegw.Message) s
 	t := expand(p.t.Telemetry, id)
 	if strings.Contains(t, "{bag}") {
 		var b strings.Builder
-		writeBag(&b, m)
+		iothub.WriteMessageBag(&b, m)
 		t = strings.ReplaceAll(t, "{bag}", b.String())
 	}
 	return t

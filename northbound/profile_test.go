@@ -171,22 +171,3 @@ func FuzzParseTopic(f *testing.F) {
 		}
 	})
 }
-
-// FuzzPropertyBag checks that encodeBag and parseBag round-trip any
-// properties, and that parseBag never panics.
-func FuzzPropertyBag(f *testing.F) {
-	f.Add("$.mid", "a b&c=d", "k%", "")
-	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
-		parseBag(k1 + "=" + v1 + "&" + k2)
-		if k1 == "" || k2 == "" {
-			return
-		}
-		props := []edgegw.Property{{Key: k1, Value: v1}, {Key: k2, Value: v2}}
-		var b strings.Builder
-		encodeBag(&b, props)
-		got, err := parseBag(b.String())
-		if err != nil || !slices.Equal(got, props) {
-			t.Fatalf("%q -> %q -> %q, %v", props, b.String(), got, err)
-		}
-	})
-}
