@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -70,7 +71,7 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 		if !ok {
 			errs[i] = mapping.WithStatus(fmt.Errorf("adapter %q cannot execute actions: %w", a.Adapter, southbound.ErrUnknownTarget), 404)
 		} else {
-			errs[i] = ex.Execute(ctx, a)
+			errs[i] = withStatus(ex.Execute(ctx, a))
 		}
 		if errs[i] != nil {
 			failed = true
@@ -86,4 +87,22 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 		}
 	}
 	return res
+}
+
+// withStatus gives an adapter's error the status the hub should see: the
+// adapter refused the value (400), the device or point does not exist
+// (404), the device is not reachable now (503). Device errors (exceptions,
+// timeouts) keep mapping's own statuses (502, 504).
+func withStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, southbound.ErrRejected):
+		return mapping.WithStatus(err, 400)
+	case errors.Is(err, southbound.ErrUnknownTarget):
+		return mapping.WithStatus(err, 404)
+	case errors.Is(err, southbound.ErrUnavailable):
+		return mapping.WithStatus(err, 503)
+	}
+	return err
 }

@@ -57,6 +57,8 @@ func (m *Mapper) Complete(p *Plan, errs []error) (edgegw.Result, *edgegw.Message
 	defer m.mu.Unlock()
 	for _, pp := range p.props {
 		status, desc, value := pp.status, pp.desc, pp.value
+		key := ackKey{p.Command.Identity, pp.field}
+		rec := m.applied[key]
 		if pp.action >= 0 {
 			if err := outcome(pp.action); err != nil {
 				status, desc = StatusOf(err), err.Error()
@@ -64,8 +66,11 @@ func (m *Mapper) Complete(p *Plan, errs []error) (edgegw.Result, *edgegw.Message
 				status, desc = 200, "applied"
 				value, _ = pp.applied.MarshalJSON()
 			}
-			m.applied[ackKey{p.Command.Identity, pp.field}] = appliedRec{
-				version: p.Command.Version, value: pp.applied, status: status}
+			rec.version, rec.value, rec.status = p.Command.Version, pp.applied, status
+		}
+		if pp.point != nil { // a writable point: remember a refused version too
+			rec.seen = max(rec.seen, p.Command.Version)
+			m.applied[key] = rec
 		}
 		o.raw(pp.field, ackBody(value, status, p.Command.Version, desc))
 	}

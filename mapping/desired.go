@@ -40,6 +40,7 @@ func (m *Mapper) downDesired(p *Plan) {
 			pp.status = 404
 			pp.desc = "no writable point for this property"
 		default:
+			pp.point = pt
 			v, err := scalar(raw, pt.lim)
 			if err != nil {
 				pp.status = 400
@@ -47,7 +48,7 @@ func (m *Mapper) downDesired(p *Plan) {
 				bad = append(bad, f.key+": "+pp.desc)
 				break
 			}
-			pp.point, pp.applied = pt, v
+			pp.applied = v
 			pp.action = len(p.Actions)
 			p.Actions = append(p.Actions, edgegw.Action{
 				Adapter: pt.adapter, Device: pt.device, Kind: edgegw.WritePoint,

@@ -59,10 +59,13 @@ type ackKey struct {
 	field    string
 }
 
+// appliedRec is what the cloud last asked of one writable property and
+// what became of it.
 type appliedRec struct {
-	version int64
-	value   edgegw.Value
-	status  int
+	version int64        // desired version of the last write attempted
+	value   edgegw.Value // the value then written
+	status  int          // its outcome
+	seen    int64        // the newest desired version seen, written or refused
 }
 
 // New builds a Mapper from cfg, which SetDefaults and Validate have seen;

@@ -263,10 +263,10 @@ func (m *Mapper) reportedBody(id edgegw.DeviceID, sels []sel) []byte {
 		}
 		rec := m.applied[ackKey{id, s.field}]
 		status, desc := 203, "set on the device"
-		if rec.status == 200 && same(rec.value, s.pt.Value, s.p) {
+		if rec.status == 200 && rec.version >= rec.seen && same(rec.value, s.pt.Value, s.p) {
 			status, desc = 200, "applied"
 		}
-		o.raw(s.field, ackBody(s.pt.Value, status, rec.version, desc))
+		o.raw(s.field, ackBody(s.pt.Value, status, max(rec.version, rec.seen), desc))
 	}
 	return o.bytes()
 }
