@@ -4,8 +4,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
+
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // account is a User prepared for the hot path.
@@ -82,8 +86,8 @@ func (as *accounts) lookup(username string) *account {
 	if a := as.byName[username]; a != nil {
 		return a
 	}
-	if id, ok := hubUsernameIdentity(username); ok {
-		return as.byDevice[id]
+	if u, err := iothub.ParseUsername(username); err == nil {
+		return as.byDevice[u.ClientID()]
 	}
 	return nil
 }
@@ -112,13 +116,42 @@ func (as *accounts) authenticate(username string, password []byte) *account {
 	return nil
 }
 
+var errBadToken = errors.New("bad SAS token")
+
+// verifySAS checks an IoT Hub device (or module) SAS token, as the device
+// SDKs send it as the MQTT password, against the identity's symmetric key
+// (iothub.SAS.Verify): the signature must match and the token must not
+// have expired beyond iothub.MaxClockSkew. Stricter than IoT Hub, whose
+// audience covers by prefix, sr must name exactly
+// {any host}/devices/{device}[/modules/{module}], because LAN users may
+// share a key; and policy tokens (skn) are refused.
+func verifySAS(token string, key []byte, identity string, now time.Time) error {
+	s, err := iothub.ParseSAS(token)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errBadToken, err)
+	}
+	if s.KeyName != "" {
+		return fmt.Errorf("%w: policy tokens (skn) are not accepted from LAN devices", errBadToken)
+	}
+	host, _, _ := strings.Cut(s.Resource, "/")
+	dev, mod, _ := strings.Cut(identity, "/")
+	res := iothub.ResourceURI(host, dev, mod)
+	if !strings.EqualFold(strings.TrimSuffix(s.Resource, "/"), res) {
+		return fmt.Errorf("%w: %w: token is for %q, not %s", errBadToken, iothub.ErrBadAudience, s.Resource, identity)
+	}
+	if err := s.Verify(res, now, iothub.MaxClockSkew, key); err != nil {
+		return fmt.Errorf("%w: %w", errBadToken, err)
+	}
+	return nil
+}
+
 // mayPublish reports whether a may publish on topic: a filter allows it and,
 // on the IoT Hub surface, the identity in the topic is a's own.
 func (a *account) mayPublish(topic string) bool {
 	if !anyCovers(a.publish, topic) {
 		return false
 	}
-	if id, _, ok := parseEventTopic(topic); ok {
+	if id, _, ok := iothub.ParseEventsTopic(topic); ok {
 		return a.anyIdentity || id == a.identity
 	}
 	return true

@@ -10,6 +10,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/iothub"
 	"github.com/edgegw/edgegw/southbound"
 )
 
@@ -172,7 +173,7 @@ func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.a.stats.received.Add(1)
 	if err == nil {
-		if _, _, hub := parseEventTopic(pk.TopicName); hub {
+		if _, _, hub := iothub.ParseEventsTopic(pk.TopicName); hub {
 			r.Message.Properties = append(r.Message.Properties, edgegw.Property{Key: "iothub-MessageType", Value: "Will"})
 		}
 		err = h.up.Submit(h.ctx, r)

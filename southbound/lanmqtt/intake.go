@@ -7,12 +7,40 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // errTooLarge is returned by route for a payload above max_message_bytes.
 var errTooLarge = errors.New("message too large")
+
+// errBadBag is wrapped by every decodePropertyBag error.
+var errBadBag = iothub.ErrBadBag
+
+// maxProperties bounds the properties of one message.
+const maxProperties = 128
+
+// decodePropertyBag decodes the property bag of an IoT Hub telemetry topic
+// into m (iothub.ParseBag, iothub.ApplyBag), within the LAN's limits: at
+// most maxProperties properties, names and values UTF-8 once decoded.
+func decodePropertyBag(bag string, m *edgegw.Message) error {
+	props, err := iothub.ParseBag(bag)
+	if err != nil {
+		return err
+	}
+	if len(props) > maxProperties {
+		return fmt.Errorf("%w: more than %d properties", errBadBag, maxProperties)
+	}
+	for _, p := range props {
+		if !utf8.ValidString(p.Key) || !utf8.ValidString(p.Value) {
+			return fmt.Errorf("%w: property %q is not UTF-8 after decoding", errBadBag, p.Key)
+		}
+	}
+	iothub.ApplyBag(m, props)
+	return nil
+}
 
 // topicRule is a compiled TopicRule.
 type topicRule struct {
@@ -55,7 +83,7 @@ func (a *Adapter) route(topic string, payload []byte) (r edgegw.Reading, ok bool
 	now := time.Now().UTC()
 	msg := &edgegw.Message{Kind: edgegw.Telemetry, Body: payload}
 	r = edgegw.Reading{Adapter: a.name, Time: now, Message: msg}
-	if id, bag, isHub := parseEventTopic(topic); isHub {
+	if id, bag, isHub := iothub.ParseEventsTopic(topic); isHub {
 		r.Device = id
 		msg.Identity = edgegw.DeviceID(id)
 		if err := decodePropertyBag(bag, msg); err != nil {

@@ -1,8 +1,10 @@
 package lanmqtt
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -216,6 +218,32 @@ func TestRoute(t *testing.T) {
 		r, ok, err := a.route(tc.topic, []byte(tc.payload))
 		if ok != tc.ok || (ok && r.Device != tc.dev) || (tc.err == nil) != (err == nil) {
 			t.Errorf("%s: ok=%v dev=%q err=%v", tc.topic, ok, r.Device, err)
+		}
+	}
+}
+
+// The bag grammar is iothub's (tested there); the LAN adds its limits.
+func TestDecodePropertyBag(t *testing.T) {
+	var m edgegw.Message
+	err := decodePropertyBag("%24.mid=mid-1&%24.cid=cid%201&%24.ct=application%2Fjson&%24.ce=utf-8&alert=yes%26no&%24.sub=sub1"+
+		"&%24.ctime=2021-04-21T11%3A30%3A16Z&nullprop&empty=&a+b=c+d&&", &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.MessageID != "mid-1" || m.CorrelationID != "cid 1" || m.ContentType != "application/json" || m.ContentEncoding != "utf-8" ||
+		!m.Created.Equal(time.Date(2021, 4, 21, 11, 30, 16, 0, time.UTC)) {
+		t.Errorf("system properties: %+v", m)
+	}
+	want := []edgegw.Property{{Key: "alert", Value: "yes&no"}, {Key: "$.sub", Value: "sub1"}, {Key: "nullprop", Value: ""}, {Key: "empty", Value: ""}, {Key: "a+b", Value: "c+d"}}
+	if !slices.Equal(m.Properties, want) {
+		t.Errorf("properties %v, want %v", m.Properties, want)
+	}
+	if err := decodePropertyBag(strings.Repeat("a=b&", maxProperties), &edgegw.Message{}); err != nil {
+		t.Errorf("%d properties: %v", maxProperties, err)
+	}
+	for _, bad := range []string{"a=%zz", "%g=1", "=x", "a=%ff", "%C3=1", strings.Repeat("a=b&", maxProperties+1)} {
+		if err := decodePropertyBag(bad, &edgegw.Message{}); !errors.Is(err, errBadBag) {
+			t.Errorf("%q: err %v, want errBadBag", bad, err)
 		}
 	}
 }
