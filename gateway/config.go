@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"slices"
@@ -38,6 +39,7 @@ type Config struct {
 	Southbound []SouthboundConfig `yaml:"southbound"` // local device adapters
 	Mapping    mapping.Config     `yaml:"mapping"`    // readings up, commands down
 	Hubsim     *HubsimConfig      `yaml:"hubsim"`     // an embedded hub emulator, for demos
+	Status     StatusConfig       `yaml:"status"`     // an HTTP status endpoint for operations
 }
 
 // LogConfig sets up logging.
@@ -199,6 +201,11 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		add("log.format", fmt.Errorf("must be text or json (got %q)", c.Log.Format))
+	}
+	if c.Status.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Status.Listen); err != nil {
+			add("status.listen", fmt.Errorf("must be host:port (got %q)", c.Status.Listen))
+		}
 	}
 	add("buffer", c.Buffer.Validate())
 	add("hub", c.Hub.Validate())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 	"testing"
@@ -157,4 +158,50 @@ func TestSkeletonDeliversInOrder(t *testing.T) {
 			t.Fatalf("message %d: property seq = %q, want %d", i, v, i)
 		}
 	}
+}
+
+// TestStatusEndpoint checks that operations can read every room's state.
+func TestStatusEndpoint(t *testing.T) {
+	cfg := skeletonConfig(t)
+	cfg.Status.Listen = "127.0.0.1:0"
+	gw := startGateway(t, cfg)
+	c := lanClient(t, gw, "sensor-1", "pw")
+	if tok := c.Publish("devices/sensor-1/messages/events/", 1, false, `{"x":1}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := gw.Hub().WaitTelemetry(ctx, "sensor-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + gw.StatusAddr() + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Identities []struct {
+			Identity  string
+			Connected bool
+		}
+		Buffer   struct{ Appended uint64 }
+		Adapters map[string]json.RawMessage
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Identities) != 1 || st.Identities[0].Identity != "sensor-1" || !st.Identities[0].Connected {
+		t.Errorf("identities = %+v, want sensor-1 connected", st.Identities)
+	}
+	if st.Buffer.Appended < 1 {
+		t.Errorf("buffer appended = %d, want >= 1", st.Buffer.Appended)
+	}
+	if _, ok := st.Adapters["lan"]; !ok {
+		t.Errorf("no stats for adapter lan: %v", st.Adapters)
+	}
+	hz, err := http.Get("http://" + gw.StatusAddr() + "/healthz")
+	if err != nil || hz.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", hz, err)
+	}
+	hz.Body.Close()
 }

@@ -26,12 +26,13 @@ type Gateway struct {
 	log      *slog.Logger
 	adapters []namedAdapter
 
-	ready    chan struct{}
-	mu       sync.Mutex
-	hub      *hubsim.Hub // the embedded emulator, when enabled
-	pool     *northbound.Pool
-	queue    *buffer.Queue
-	notifier notifier
+	ready      chan struct{}
+	mu         sync.Mutex
+	hub        *hubsim.Hub // the embedded emulator, when enabled
+	pool       *northbound.Pool
+	queue      *buffer.Queue
+	statusAddr string
+	notifier   notifier
 }
 
 type namedAdapter struct {
@@ -162,6 +163,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 		case <-r.Ready():
 		case runErr = <-failed:
 		case <-ctx.Done():
+		}
+	}
+	if runErr == nil && ctx.Err() == nil && cfg.Status.Listen != "" {
+		stopStatus, err := g.serveStatus(ctx, cfg.Status.Listen, g.log)
+		if err != nil {
+			runErr = err
+		} else {
+			defer stopStatus()
 		}
 	}
 	if runErr == nil && ctx.Err() == nil {

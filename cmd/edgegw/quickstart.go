@@ -40,9 +40,12 @@ Publish as a LAN device (needs mosquitto-clients):
 Watch what reaches the hub (JSON lines, follows new messages):
   curl -sN --cacert %[3]s/hubsim/ca.pem '%[4]s'
 
+The gateway's own state (connections, queue depth, adapter counters):
+  curl -s http://%[5]s/status
+
 The queue is in %[3]s/queue. Stop with Ctrl-C (it drains in order).
 
-`, hostOf(lan.Addr().String()), portOf(lan.Addr().String()), cfg.StateDir, watch)
+`, hostOf(lan.Addr().String()), portOf(lan.Addr().String()), cfg.StateDir, watch, gw.StatusAddr())
 }
 
 func hostOf(addr string) string {
