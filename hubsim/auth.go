@@ -10,6 +10,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // errRefused is returned from OnConnect after hubsim wrote its own CONNACK.
@@ -21,7 +23,7 @@ func (h *Hub) authenticate(cl *mqtt.Client, pk packets.Packet) (*conn, packets.C
 	if pk.ProtocolVersion != 4 {
 		return nil, packets.ErrUnsupportedProtocolVersion, fmt.Errorf("protocol version %d, want 4 (MQTT 3.1.1)", pk.ProtocolVersion)
 	}
-	u, err := ParseUsername(string(pk.Connect.Username))
+	u, err := iothub.ParseUsername(string(pk.Connect.Username))
 	if err != nil {
 		return nil, packets.ErrNotAuthorized, err
 	}
@@ -73,15 +75,10 @@ func (h *Hub) authenticate(cl *mqtt.Client, pk packets.Packet) (*conn, packets.C
 // identity's keys or with a policy that has DeviceConnect, and returns its
 // expiry.
 func (h *Hub) verifyDeviceSAS(dev Device, token string) (time.Time, error) {
-	s, err := ParseSAS(token)
+	s, err := iothub.ParseSAS(token)
 	if err != nil {
 		return time.Time{}, err
 	}
-	resource := dev.ID
-	if dev.ModuleID != "" {
-		resource += "/modules/" + dev.ModuleID
-	}
-	resource = "/devices/" + resource
 	keys := []string{dev.PrimaryKey, dev.SecondaryKey}
 	if s.KeyName != "" {
 		p, ok := h.policy(s.KeyName)
@@ -95,11 +92,11 @@ func (h *Hub) verifyDeviceSAS(dev Device, token string) (time.Time, error) {
 	// The audience host may be the hub name with a port (HostName=host:port).
 	host, rest, _ := strings.Cut(s.Resource, "/")
 	if !h.isHubHost(host) {
-		return time.Time{}, fmt.Errorf("%w: host %q is not %q", ErrBadAudience, host, h.HostName)
+		return time.Time{}, fmt.Errorf("%w: host %q is not %q", iothub.ErrBadAudience, host, h.HostName)
 	}
 	aud := s
 	aud.Resource = h.HostName + "/" + rest
-	if err := aud.VerifyKeys(h.HostName+resource, time.Now(), h.ClockSkew, keys...); err != nil {
+	if err := verifySAS(aud, iothub.ResourceURI(h.HostName, dev.ID, dev.ModuleID), h.ClockSkew, keys...); err != nil {
 		return time.Time{}, err
 	}
 	return s.Expiry, nil

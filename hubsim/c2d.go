@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // C2D limits of IoT Hub.
@@ -156,21 +157,20 @@ func (h *Hub) deliverC2D(c *conn) {
 
 // c2dTopic builds devices/{id}/messages/devicebound/{bag}.
 func c2dTopic(deviceID string, m *c2dMsg) string {
-	bag := []BagEntry{{Key: "$.mid", Value: m.MessageID}, {Key: "$.to", Value: "/devices/" + deviceID + "/messages/devicebound"}}
+	bag := []edgegw.Property{{Key: iothub.PropMessageID, Value: m.MessageID},
+		{Key: iothub.PropTo, Value: "/devices/" + deviceID + "/messages/devicebound"}}
 	add := func(k, v string) {
 		if v != "" {
-			bag = append(bag, BagEntry{Key: k, Value: v})
+			bag = append(bag, edgegw.Property{Key: k, Value: v})
 		}
 	}
-	add("$.cid", m.CorrelationID)
-	add("$.ct", m.ContentType)
-	add("$.ce", m.ContentEncoding)
-	add("$.uid", m.UserID)
+	add(iothub.PropCorrelationID, m.CorrelationID)
+	add(iothub.PropContentType, m.ContentType)
+	add(iothub.PropContentEncoding, m.ContentEncoding)
+	add(iothub.PropUserID, m.UserID)
 	add("iothub-ack", m.Ack)
-	for _, p := range m.Properties {
-		bag = append(bag, BagEntry{Key: p.Key, Value: p.Value})
-	}
-	return "devices/" + deviceID + "/messages/devicebound/" + EncodePropertyBag(bag)
+	bag = append(bag, m.Properties...)
+	return "devices/" + deviceID + "/messages/devicebound/" + iothub.EncodeBag(bag)
 }
 
 // c2dAcked completes the message a PUBACK acknowledges.

@@ -7,6 +7,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // ident is one registry identity with its hub-side state. Guarded by Hub.mu.
@@ -31,7 +33,7 @@ type conn struct {
 	key      string // identity key
 	deviceID string
 	moduleID string
-	user     Username
+	user     iothub.Username
 	auth     string
 	expiry   *time.Timer
 	will     *mqtt.Will // nil without a Will

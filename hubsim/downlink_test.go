@@ -11,6 +11,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/iothub"
 )
 
 func topicPrefix(p string) func(paho.Message) bool {
@@ -158,11 +159,11 @@ func TestC2D(t *testing.T) {
 	}
 	c := mustDial(t, h, "dev1", dialOpts{key: d.PrimaryKey})
 	first := c.waitMsg(t, "c2d", topicPrefix("devices/dev1/messages/devicebound/"))
-	bag, err := ParsePropertyBag(strings.TrimPrefix(first.Topic(), "devices/dev1/messages/devicebound/"))
+	bag, err := iothub.ParseBag(strings.TrimPrefix(first.Topic(), "devices/dev1/messages/devicebound/"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprint([]BagEntry{{Key: "$.mid", Value: mid}, {Key: "$.to", Value: "/devices/dev1/messages/devicebound"},
+	want := fmt.Sprint([]edgegw.Property{{Key: "$.mid", Value: mid}, {Key: "$.to", Value: "/devices/dev1/messages/devicebound"},
 		{Key: "$.ct", Value: "text/plain"}, {Key: "k y", Value: "v/1&2"}})
 	if fmt.Sprint(bag) != want || string(first.Payload()) != "queued" || first.Qos() != 1 {
 		t.Errorf("c2d = %s %v qos %d, want %s", first.Payload(), bag, first.Qos(), want)

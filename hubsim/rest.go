@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // httpHandler serves the service REST API, MQTT over WebSocket and
@@ -60,7 +62,7 @@ func (h *Hub) serviceAuth(rights []Right, next http.HandlerFunc) http.Handler {
 }
 
 func (h *Hub) checkServiceToken(token string, rights []Right) error {
-	s, err := ParseSAS(token)
+	s, err := iothub.ParseSAS(token)
 	if err != nil {
 		return err
 	}
@@ -76,14 +78,14 @@ func (h *Hub) checkServiceToken(token string, rights []Right) error {
 	}
 	host, rest, _ := strings.Cut(s.Resource, "/")
 	if !h.isHubHost(host) {
-		return ErrBadAudience
+		return iothub.ErrBadAudience
 	}
 	aud := s
 	aud.Resource = h.HostName
 	if rest != "" {
 		aud.Resource += "/" + rest
 	}
-	return aud.VerifyKeys(h.HostName, time.Now(), h.ClockSkew, p.PrimaryKey, p.SecondaryKey)
+	return verifySAS(aud, h.HostName, h.ClockSkew, p.PrimaryKey, p.SecondaryKey)
 }
 
 type restError string

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // Telemetry is one device-to-cloud message the hub accepted.
@@ -47,10 +48,10 @@ func (h *Hub) acceptTelemetry(c *conn, t devTopic, payload []byte, retain, will 
 		ModuleID:        c.moduleID,
 		Body:            append([]byte(nil), payload...),
 		Properties:      app,
-		MessageID:       sys["$.mid"],
-		CorrelationID:   sys["$.cid"],
-		ContentType:     sys["$.ct"],
-		ContentEncoding: sys["$.ce"],
+		MessageID:       sys[iothub.PropMessageID],
+		CorrelationID:   sys[iothub.PropCorrelationID],
+		ContentType:     sys[iothub.PropContentType],
+		ContentEncoding: sys[iothub.PropContentEncoding],
 		System:          sys,
 	}
 	if !h.pubackFault(m) {

@@ -3,72 +3,16 @@ package hubsim
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // MaxTelemetrySize is IoT Hub's device-to-cloud message limit: body plus
 // property names and values.
-const MaxTelemetrySize = 256 << 10
-
-// ErrBadPropertyBag is wrapped by ParsePropertyBag errors.
-var ErrBadPropertyBag = errors.New("bad property bag")
-
-// BagEntry is one property of a topic property bag. Null is set for a key
-// without "=" (IoT Hub's encoding of a null value).
-type BagEntry struct {
-	Key, Value string
-	Null       bool
-}
-
-// ParsePropertyBag decodes "k1=v1&k2&k3=" as IoT Hub does: split on "&",
-// each item on the first "=", keys and values percent-decoded without
-// turning "+" into a space. Empty items are skipped.
-func ParsePropertyBag(bag string) ([]BagEntry, error) {
-	if bag == "" {
-		return nil, nil
-	}
-	var out []BagEntry
-	for _, item := range strings.Split(bag, "&") {
-		if item == "" {
-			continue
-		}
-		k, v, hasValue := strings.Cut(item, "=")
-		dk, err := url.PathUnescape(k)
-		if err != nil {
-			return nil, fmt.Errorf("%w: key %q: %v", ErrBadPropertyBag, k, err)
-		}
-		dv, err := url.PathUnescape(v)
-		if err != nil {
-			return nil, fmt.Errorf("%w: value of %q: %v", ErrBadPropertyBag, dk, err)
-		}
-		if dk == "" {
-			return nil, fmt.Errorf("%w: empty key in %q", ErrBadPropertyBag, item)
-		}
-		out = append(out, BagEntry{Key: dk, Value: dv, Null: !hasValue})
-	}
-	return out, nil
-}
-
-// EncodePropertyBag encodes properties for a topic, percent-encoding keys
-// and values like encodeURIComponent.
-func EncodePropertyBag(props []BagEntry) string {
-	var b strings.Builder
-	for i, p := range props {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(encodeURIComponent(p.Key))
-		if !p.Null {
-			b.WriteByte('=')
-			b.WriteString(encodeURIComponent(p.Value))
-		}
-	}
-	return b.String()
-}
+const MaxTelemetrySize = iothub.MaxMessageSize
 
 type topicKind int
 
@@ -81,11 +25,11 @@ const (
 // devTopic is a classified device publish.
 type devTopic struct {
 	kind   topicKind
-	bag    []BagEntry // events
-	size   int        // events: property names and values
-	twinOp string     // twin: "GET", "PATCH/properties/reported", ...
-	rid    string     // twin, method response
-	status int        // method response
+	bag    []edgegw.Property // events
+	size   int               // events: property names and values
+	twinOp string            // twin: "GET", "PATCH/properties/reported", ...
+	rid    string            // twin, method response
+	status int               // method response
 	hasRid bool
 }
 
@@ -94,7 +38,7 @@ type devTopic struct {
 func (c *conn) classify(topic string, payloadLen int) (devTopic, error) {
 	var t devTopic
 	if bag, ok := c.eventsBag(topic); ok {
-		entries, err := ParsePropertyBag(bag)
+		entries, err := iothub.ParseBag(bag)
 		if err != nil {
 			return t, err
 		}
@@ -133,19 +77,13 @@ func (c *conn) classify(topic string, payloadLen int) (devTopic, error) {
 
 // eventsBag returns the property bag of this identity's telemetry topic
 // "devices/{d}/messages/events/{bag}" (modules: "devices/{d}/modules/{m}/
-// messages/events/{bag}"). Trailing slashes are dropped (the Node SDK adds
-// one after output events).
+// messages/events/{bag}"), without the slashes around it.
 func (c *conn) eventsBag(topic string) (string, bool) {
-	prefix := "devices/" + c.deviceID + "/"
-	if c.moduleID != "" {
-		prefix += "modules/" + c.moduleID + "/"
-	}
-	prefix += "messages/events"
-	rest, ok := strings.CutPrefix(topic, prefix)
-	if !ok || rest != "" && rest[0] != '/' {
+	id, bag, ok := iothub.ParseEventsTopic(topic)
+	if !ok || id != c.key {
 		return "", false
 	}
-	return strings.Trim(rest, "/"), true
+	return bag, true
 }
 
 // parseQuery splits "a=1&b=2" (first occurrence wins). Values stay raw:
@@ -164,25 +102,18 @@ func parseQuery(q string) map[string]string {
 	return m
 }
 
-// systemKeys maps the short system property names on the topic to their
-// meaning; anything else starting with "$." is kept in Telemetry.System too.
-var systemKeys = map[string]bool{
-	"$.mid": true, "$.cid": true, "$.uid": true, "$.to": true, "$.exp": true, "$.ct": true,
-	"$.ce": true, "$.ctime": true, "$.ifid": true, "$.sub": true, "$.on": true, "$.cdid": true,
-	"$.cmid": true, "$.diagid": true, "$.diagctx": true,
-}
-
-// splitBag separates system properties from application properties.
-func splitBag(bag []BagEntry) (system map[string]string, app []edgegw.Property) {
+// splitBag separates system properties ("$." names: $.mid, $.cid, ...),
+// by short name, from application properties.
+func splitBag(bag []edgegw.Property) (system map[string]string, app []edgegw.Property) {
 	for _, e := range bag {
-		if strings.HasPrefix(e.Key, "$.") || systemKeys[e.Key] {
+		if iothub.IsSystem(e.Key) {
 			if system == nil {
 				system = map[string]string{}
 			}
 			system[e.Key] = e.Value
 			continue
 		}
-		app = append(app, edgegw.Property{Key: e.Key, Value: e.Value})
+		app = append(app, e)
 	}
 	return system, app
 }
