@@ -24,24 +24,15 @@ import (
 
 const testKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
-// The expected tokens were computed with the algorithm of the Node SDK
+// The expected token was computed with the algorithm of the Node SDK
 // (azure-iot-common authorization.js / shared_access_signature.js); the
-// signing itself is iothub's, tested there.
+// signing itself is iothub's, tested there with more cases.
 func TestSASTokenMatchesSDK(t *testing.T) {
-	exp := time.Unix(1795306869, 0).Add(999 * time.Millisecond)
-	tests := []struct{ id, policy, want string }{
-		{"dev1", "",
-			"SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev1&sig=w1%2BVkl0T84nkNyE%2BAF3ja219oZv2jShvK%2Fz1JGh3CFc%3D&se=1795306869"},
-		{"dev 1(x)/m!", "device",
-			"SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev%201%28x%29%2Fmodules%2Fm%21&sig=F%2B6E2XFtuXbWYnKokO2iwh0tW%2FZoiiuHXs6Hr43gj3o%3D&skn=device&se=1795306869"},
-	}
-	for _, tt := range tests {
-		dev, mod, _ := strings.Cut(tt.id, "/")
-		key, _ := decodeKey(testKey)
-		id := &Identity{ID: edgegw.DeviceID(tt.id), Device: dev, Module: mod, Policy: tt.policy, keys: [][]byte{key}}
-		if got, err := id.Token("myhub.azure-devices.net", exp, false); err != nil || got != tt.want {
-			t.Errorf("Token(%q)\n got %s, %v\nwant %s", tt.id, got, err, tt.want)
-		}
+	key, _ := decodeKey(testKey)
+	id := &Identity{ID: "dev 1(x)/m!", Device: "dev 1(x)", Module: "m!", Policy: "device", keys: [][]byte{key}}
+	want := "SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev%201%28x%29%2Fmodules%2Fm%21&sig=F%2B6E2XFtuXbWYnKokO2iwh0tW%2FZoiiuHXs6Hr43gj3o%3D&skn=device&se=1795306869"
+	if got, err := id.Token("myhub.azure-devices.net", time.Unix(1795306869, 999e6), false); err != nil || got != want {
+		t.Errorf("Token\n got %s, %v\nwant %s", got, err, want)
 	}
 }
 

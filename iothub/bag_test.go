@@ -109,17 +109,13 @@ func TestMessageBag(t *testing.T) {
 
 func TestEscapeComponent(t *testing.T) {
 	// encodeURIComponent plus !'()*, upper-case hex, bytes of UTF-8.
-	for in, want := range map[string]string{
-		"":                      "",
-		"AZaz09-_.~":            "AZaz09-_.~",
-		"hub/devices/d 1":       "hub%2Fdevices%2Fd%201",
-		"!'()*":                 "%21%27%28%29%2A",
-		"+=&%$#?;:@,":           "%2B%3D%26%25%24%23%3F%3B%3A%40%2C",
-		"é€\x00\xff":            "%C3%A9%E2%82%AC%00%FF",
-		"w1+Vkl0T84nkNyE+AF3j=": "w1%2BVkl0T84nkNyE%2BAF3j%3D",
+	for _, tt := range []struct{ in, want string }{
+		{"", ""}, {"AZaz09-_.~", "AZaz09-_.~"}, {"hub/devices/d 1", "hub%2Fdevices%2Fd%201"}, {"!'()*", "%21%27%28%29%2A"},
+		{"+=&%$#?;:@,", "%2B%3D%26%25%24%23%3F%3B%3A%40%2C"}, {"é€\x00\xff", "%C3%A9%E2%82%AC%00%FF"},
+		{"w1+Vkl0T84nkNyE+AF3j=", "w1%2BVkl0T84nkNyE%2BAF3j%3D"},
 	} {
-		if got := EscapeComponent(in); got != want {
-			t.Errorf("EscapeComponent(%q) = %q, want %q", in, got, want)
+		if got := EscapeComponent(tt.in); got != tt.want {
+			t.Errorf("EscapeComponent(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
