@@ -108,7 +108,13 @@ func WriteMessageBag(b *strings.Builder, m *edgegw.Message) {
 // ContentType and ContentEncoding; $.ctime sets Created (UTC) when it is
 // an RFC 3339 time. Every other property, other "$." system properties
 // included, is appended to m.Properties in order, so that it travels on.
+// When m has no properties yet, they are kept in props' storage (which
+// ApplyBag overwrites) rather than copied.
 func ApplyBag(m *edgegw.Message, props []edgegw.Property) {
+	app := m.Properties
+	if app == nil {
+		app = props[:0]
+	}
 	for _, p := range props {
 		switch p.Key {
 		case PropMessageID:
@@ -124,10 +130,13 @@ func ApplyBag(m *edgegw.Message, props []edgegw.Property) {
 				m.Created = t.UTC()
 				continue
 			}
-			m.Properties = append(m.Properties, p)
+			app = append(app, p)
 		default:
-			m.Properties = append(m.Properties, p)
+			app = append(app, p)
 		}
+	}
+	if len(app) > 0 {
+		m.Properties = app
 	}
 }
 
