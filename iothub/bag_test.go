@@ -102,6 +102,12 @@ func TestMessageBag(t *testing.T) {
 	if !slices.Equal(got.Properties, wantProps) {
 		t.Errorf("properties %q, want %q", got.Properties, wantProps)
 	}
+	// Properties already there stay first.
+	m2 := edgegw.Message{Properties: props{{Key: "k", Value: "v"}}}
+	ApplyBag(&m2, props{{Key: "$.mid", Value: "x"}, {Key: "a", Value: "b"}})
+	if m2.MessageID != "x" || !slices.Equal(m2.Properties, props{{Key: "k", Value: "v"}, {Key: "a", Value: "b"}}) {
+		t.Errorf("appended: %+v", m2)
+	}
 	if !IsSystem("$.sub") || IsSystem("$version") || IsSystem("a$.") {
 		t.Error("IsSystem")
 	}
