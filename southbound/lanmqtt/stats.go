@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Stats are the adapter's counters since New.
@@ -90,9 +92,27 @@ func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return q.h.Enabled(ctx, q.level(l))
 }
 
+// Handle passes mochi's record on at its new level, without the packets
+// mochi attaches to some lines: a CONNECT packet carries the client's
+// password (perhaps a SAS token), which must never reach a log.
 func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
-	r.Level = q.level(r.Level)
-	return q.h.Handle(ctx, r)
+	out := slog.NewRecord(r.Time, q.level(r.Level), r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "pk" || a.Key == "packet" || a.Value.Kind() == slog.KindAny && isPacket(a.Value.Any()) {
+			a = slog.String(a.Key, "[packet omitted]")
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return q.h.Handle(ctx, out)
+}
+
+func isPacket(v any) bool {
+	switch v.(type) {
+	case packets.Packet, *packets.Packet:
+		return true
+	}
+	return false
 }
 
 func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler { return quietHandler{q.h.WithAttrs(as)} }
