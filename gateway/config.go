@@ -28,8 +28,9 @@ import (
 
 var reflectTypeOfConfig = reflect.TypeFor[Config]()
 
-// Config is the whole gateway configuration: one YAML file. See
-// configs/reference.yaml for every key with its default.
+// Config is the whole gateway configuration: one YAML file. The files in
+// configs/ document every section; each room's Config type documents its
+// keys and defaults.
 type Config struct {
 	Log        LogConfig          `yaml:"log"`
 	StateDir   string             `yaml:"state_dir"`  // default $STATE_DIRECTORY, else /var/lib/edgegw
@@ -40,6 +41,10 @@ type Config struct {
 	Mapping    mapping.Config     `yaml:"mapping"`    // readings up, commands down
 	Hubsim     *HubsimConfig      `yaml:"hubsim"`     // an embedded hub emulator, for demos
 	Status     StatusConfig       `yaml:"status"`     // an HTTP status endpoint for operations
+
+	// File is the file the config was read from, for errors found later
+	// (a key or CA file that cannot be read when the gateway starts).
+	File string `yaml:"-"`
 }
 
 // LogConfig sets up logging.
@@ -125,6 +130,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := dec.Decode(&cfg); err != nil && err != io.EOF {
 		return nil, &ConfigError{File: name, Err: typeErrors(err, lines)}
 	}
+	cfg.File = name
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, &ConfigError{File: name, Err: err}
@@ -224,6 +230,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	add("identities", c.Hub.ValidateIdentities(ids))
+	owned := map[string]bool{}
+	for _, id := range c.Identities {
+		owned[id.ID] = true
+	}
 	names := map[string]int{}
 	var points []edgegw.PointInfo
 	for i, s := range c.Southbound {
@@ -239,6 +249,7 @@ func (c *Config) Validate() error {
 		if s.LANMQTT != nil {
 			kinds++
 			add(p+".lanmqtt", s.LANMQTT.Validate())
+			add(p+".lanmqtt", checkLANDevices(s.Name, s.LANMQTT, owned, &c.Mapping))
 			points = append(points, s.LANMQTT.Points(s.Name)...)
 		}
 		if s.Modbus != nil {
@@ -264,6 +275,32 @@ func (c *Config) Validate() error {
 		add("mapping", err)
 	} else {
 		add("mapping", c.Mapping.Check(points))
+	}
+	return errors.Join(errs...)
+}
+
+// checkLANDevices refuses LAN users who would speak for an identity the
+// gateway does not own, and topic rules whose fixed device no mapping rule
+// routes: their messages could never be forwarded.
+func checkLANDevices(adapter string, c *lanmqtt.Config, owned map[string]bool, m *mapping.Config) error {
+	var errs []error
+	for i, u := range c.Users {
+		if u.Device != "" && !owned[u.Device] {
+			errs = append(errs, edgegw.Errorf(fmt.Sprintf("users[%d].device", i), "%q is not one of the identities", u.Device))
+		}
+	}
+	for i, r := range c.Topics {
+		if strings.Contains(r.Device, "{") {
+			continue // named by the topic: checked per message
+		}
+		routed := false
+		for _, d := range m.Devices {
+			routed = routed || d.Adapter == adapter && d.Device == r.Device
+		}
+		if !routed {
+			errs = append(errs, edgegw.Errorf(fmt.Sprintf("topics[%d].device", i),
+				"no mapping.devices rule routes %s/%s to an identity", adapter, r.Device))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgegw/edgegw/configs"
 )
@@ -37,6 +38,34 @@ func TestBaseConfigIsValid(t *testing.T) {
 	}
 	if cfg.Log.Level != "info" || cfg.Log.Format != "text" {
 		t.Errorf("log defaults = %+v", cfg.Log)
+	}
+}
+
+// TestMergeKeys: YAML anchors and merge keys share settings between
+// entries; the merged keys are checked like any others.
+func TestMergeKeys(t *testing.T) {
+	y := base + `    simulator_defaults: &sim {interval: 2s}
+`
+	_, err := Parse("merge.yaml", []byte(y))
+	if err == nil || !strings.Contains(err.Error(), "southbound[0].simulator_defaults: unknown key") {
+		t.Fatalf("err = %v", err)
+	}
+	good := base + `  - name: sim
+    simulator:
+      devices:
+        - &dev {name: a, interval: 2s, points: [{name: p, kind: sine, min: 0, max: 1}]}
+        - {<<: *dev, name: b}
+`
+	cfg, err := Parse("merge.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cfg.Southbound[1].Simulator.Devices[1]; d.Name != "b" || d.Interval != 2*time.Second || len(d.Points) != 1 {
+		t.Errorf("merged device = %+v", d)
+	}
+	bad := strings.Replace(good, "interval: 2s", "intervall: 2s", 1)
+	if _, err := Parse("merge.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "southbound[1].simulator.devices[0].intervall: unknown key") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
@@ -125,6 +154,13 @@ func TestBrokenConfigs(t *testing.T) {
 			`hub.host:`},
 		{"negative buffer bytes", func(t *testing.T) string { return base + "buffer:\n  max_bytes: -1\n" },
 			`buffer.max_bytes:`},
+		{"LAN user for an identity not owned", func(t *testing.T) string { return edit(t, "device: sensor-1", "device: sensor-2") },
+			`southbound[0].lanmqtt.users[0].device: "sensor-2" is not one of the identities`},
+		{"LAN topic rule nobody routes", func(t *testing.T) string {
+			return edit(t, "          device: sensor-1\n", "          device: sensor-1\n      topics:\n        - {filter: 'plant/+/t', device: line-3}\n")
+		}, `southbound[0].lanmqtt.topics[0].device: no mapping.devices rule routes lan/line-3 to an identity`},
+		{"status listen", func(t *testing.T) string { return base + "status: {listen: nowhere}\n" },
+			`status.listen: must be host:port (got "nowhere")`},
 		{"mapping to unknown adapter", func(t *testing.T) string {
 			return base + "mapping:\n  devices:\n    - {adapter: plc9, device: boiler, identity: sensor-1}\n"
 		}, `mapping.devices[0].adapter:`},

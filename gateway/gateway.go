@@ -123,8 +123,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	down := &downlink{mapper: mapper, queue: q, executors: executors, log: g.log}
 	pool, err := northbound.New(cfg.Hub, cfg.Identities, q, down, g.log.With("room", "northbound"))
-	if err != nil {
-		return fmt.Errorf("northbound: %w", err)
+	if err != nil { // a key, certificate or CA file named in the config is unusable
+		return &ConfigError{File: cfg.File, Err: hubError(err)}
 	}
 	g.mu.Lock()
 	g.pool, g.queue = pool, q
@@ -202,7 +202,7 @@ func (g *Gateway) wait(ctx context.Context, failed <-chan error) error {
 // keyless identities at it.
 func (g *Gateway) startHub(ctx context.Context, cfg *Config) error {
 	h := &hubsim.Hub{
-		HostName: cfg.Hub.Host,
+		HostName: cfg.Hub.Host, // its certificate and tokens carry the name the gateway expects
 		MQTTAddr: cfg.Hubsim.MQTTAddr,
 		HTTPAddr: cfg.Hubsim.HTTPAddr,
 		DataDir:  cfg.StateDir + "/hubsim",
@@ -234,8 +234,24 @@ func (g *Gateway) startHub(ctx context.Context, cfg *Config) error {
 	}
 	cfg.Hub.RootCAs = h.CACertPool()
 	cfg.Hub.Port = portOf(h.MQTTAddress())
+	cfg.Hub.Address = h.MQTTAddress() // whatever hub.host says, dial the emulator
 	g.mu.Lock()
 	g.hub = h
 	g.mu.Unlock()
 	return nil
+}
+
+// hubError puts northbound's start errors at their config paths: identity
+// errors already name "identities[i]"; the rest belong to "hub".
+func hubError(err error) error {
+	var out []error
+	for _, e := range flatten(err) {
+		var fe *edgegw.FieldError
+		if errors.As(e, &fe) && strings.HasPrefix(fe.Path, "identities") {
+			out = append(out, e)
+			continue
+		}
+		out = append(out, edgegw.PrefixErrors("hub", e))
+	}
+	return errors.Join(out...)
 }

@@ -43,7 +43,11 @@ func (u *uplink) Submit(ctx context.Context, r edgegw.Reading) error {
 		data, _ := m.MarshalBinary()
 		entries = append(entries, buffer.Entry{Stream: string(m.Identity), Data: data, Alarm: m.Alarm})
 	}
-	return u.queue.Append(ctx, entries...)
+	err = u.queue.Append(ctx, entries...)
+	if errors.Is(err, buffer.ErrTooLarge) {
+		return fmt.Errorf("%w: %s/%s: %w", southbound.ErrRejected, r.Adapter, r.Device, err)
+	}
+	return err
 }
 
 // downlink is the road down: commands become validated device actions,

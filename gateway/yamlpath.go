@@ -73,6 +73,12 @@ func walkNode(n *yaml.Node, t reflect.Type, path string, lines map[int]string) [
 		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" { // "<<: *defaults": its keys belong to this struct
+				for _, src := range mergeSources(v) {
+					errs = append(errs, walkNode(src, t, path, lines)...)
+				}
+				continue
+			}
 			p := joinKey(path, k.Value)
 			lines[k.Line] = p
 			if seen[k.Value] {
@@ -113,6 +119,25 @@ func walkNode(n *yaml.Node, t reflect.Type, path string, lines map[int]string) [
 		return errs
 	}
 	return nil
+}
+
+// mergeSources returns the mappings a merge key's value names: one alias,
+// one mapping, or a list of them.
+func mergeSources(v *yaml.Node) []*yaml.Node {
+	var out []*yaml.Node
+	items := []*yaml.Node{v}
+	if v.Kind == yaml.SequenceNode {
+		items = v.Content
+	}
+	for _, it := range items {
+		if it.Kind == yaml.AliasNode {
+			it = it.Alias
+		}
+		if it != nil {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // yamlFields maps the yaml keys of struct t (including inlined structs) to

@@ -11,6 +11,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+# gcc without recommends lacks the C library headers that cgo (go test -race)
+# and the libmodbus test slave compile against.
+dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
 dpkg -s libmodbus-dev >/dev/null 2>&1 || need+=(libmodbus-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}"
@@ -18,6 +21,11 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  # Debian starts the mosquitto service on install, on 127.0.0.1:1883, where
+  # the quickstart's LAN broker listens; the tests start their own brokers.
+  if printf '%s\n' "${need[@]}" | grep -qx mosquitto && command -v systemctl >/dev/null 2>&1; then
+    $sudo systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ -f hubsim/sdktest/package.json ]; then

@@ -98,6 +98,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer stop() // the banner waits on ctx when Run failed before ready
 	}
 	if err := gw.Run(ctx); err != nil {
+		var ce *gateway.ConfigError
+		if errors.As(err, &ce) {
+			fmt.Fprintln(stderr, err) // a file the config names is unusable: restarting cannot help
+			return 2
+		}
 		log.Error("gateway stopped", "err", err)
 		return 1
 	}

@@ -47,6 +47,29 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// TestUnreadableFilesExit2: a CA or key file the config names but that
+// cannot be read is a config error (exit 2, file and path named), so
+// systemd does not restart the gateway in a loop.
+func TestUnreadableFilesExit2(t *testing.T) {
+	dir := t.TempDir()
+	for name, c := range map[string]struct{ hub, want string }{
+		"ca file":  {"{host: hub.example.net, ca_file: " + dir + "/missing-ca.pem}", ": hub: ca_file:"},
+		"key file": {"{host: hub.example.net}", ": identities[0]"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := filepath.Join(dir, "plant.yaml")
+			os.WriteFile(cfg, []byte("state_dir: "+dir+"\nhub: "+c.hub+"\nidentities:\n  - {id: d1, key_file: "+dir+"/missing.key}\n"), 0o600)
+			var out, errb bytes.Buffer
+			if code := run([]string{"run", "-config", cfg}, &out, &errb); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", code, errb.String())
+			}
+			if !strings.Contains(errb.String(), cfg+c.want) {
+				t.Errorf("stderr lacks %q:\n%s", cfg+c.want, errb.String())
+			}
+		})
+	}
+}
+
 func TestSASTokenForAnIdentity(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"sas-token", "-config", "../../configs/plant-iothub.yaml", "-identity", "boiler-1", "-ttl", "10m"}, &out, &errb); code != 0 {
