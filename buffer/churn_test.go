@@ -134,6 +134,54 @@ func churn(tb testing.TB, q *Queue, dir string, n int) churnResult {
 	return res
 }
 
+// churnLockstep is churn with one goroutine that appends a batch and,
+// once churnDepth messages are stored, reads and acks a batch of the same
+// stream. This pattern leaves more tombstones to badger than the
+// concurrent one, and needs the queue's flatten.
+func churnLockstep(tb testing.TB, q *Queue, dir string, n int) churnResult {
+	ctx := context.Background()
+	batch := make([]Entry, churnBatch)
+	payload := make([]byte, churnPayload)
+	cursor := make([]uint64, churnStreams)
+	var res churnResult
+	var mu sync.Mutex
+	depth := 0
+	start := time.Now()
+	for sent := churnBatch; sent <= n; sent += churnBatch {
+		k := (sent / churnBatch) % churnStreams
+		stream := "churn/" + strconv.Itoa(k)
+		for i := range batch {
+			batch[i] = Entry{Stream: stream, Data: payload}
+		}
+		if err := q.Append(ctx, batch...); err != nil {
+			tb.Fatal(err)
+		}
+		if depth += churnBatch; depth > churnDepth {
+			recs, err := q.Read(ctx, stream, cursor[k], churnBatch)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if recs[0].Seq != cursor[k]+1 {
+				tb.Fatalf("%s: read after %d starts at %d", stream, cursor[k], recs[0].Seq)
+			}
+			cursor[k] = recs[len(recs)-1].Seq
+			if err := q.Ack(stream, cursor[k]); err != nil {
+				tb.Fatal(err)
+			}
+			depth -= len(recs)
+		}
+		if sent%50_000 == 0 {
+			if err := churnCheck(dir, int64(sent), int64(depth), &mu, &res); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	res.messages = n
+	res.elapsed = time.Since(start)
+	res.compaction = q.Stats().Compactions
+	return res
+}
+
 // churnCheck measures the directory against the bound.
 func churnCheck(dir string, sent, depth int64, mu *sync.Mutex, res *churnResult) error {
 	du, err := diskUsage(dir)

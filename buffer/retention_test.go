@@ -71,8 +71,8 @@ func TestExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		logs := &logCapture{}
 		q, err := Open(Config{
-			Dir: t.TempDir(), MaxAge: time.Hour, AlarmMaxAge: 3 * time.Hour,
-			SweepInterval: 7 * time.Minute, DropLogInterval: time.Hour,
+			Dir: t.TempDir(), MaxAge: 10 * time.Minute, AlarmMaxAge: 30 * time.Minute,
+			SweepInterval: 70 * time.Second, DropLogInterval: 10 * time.Minute,
 		}, slog.New(logs))
 		if err != nil {
 			t.Fatal(err)
@@ -84,31 +84,31 @@ func TestExpiry(t *testing.T) {
 		if err := q.Append(ctx, Entry{Stream: "a", Data: []byte("a-4"), Alarm: true}); err != nil {
 			t.Fatal(err)
 		}
-		sleepUntil(t0, 30*time.Minute)
+		sleepUntil(t0, 5*time.Minute)
 		appendN(t, q, "a", 5, 2)
 		appendN(t, q, "b", 1, 2)
 
-		// 60m: a-1..a-3 reach max age (sweeps ran at 7m..56m, the next is at 63m).
-		sleepUntil(t0, time.Hour)
+		// 600s: a-1..a-3 reach max age (sweeps ran at 70s..560s, the next is at 630s).
+		sleepUntil(t0, 10*time.Minute)
 		recs, err := q.Read(ctx, "a", 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantRecords(t, recs, "a", 4, 5, 6)
-		if !recs[0].Time.Equal(t0) || !recs[1].Time.Equal(t0.Add(30*time.Minute)) {
+		if !recs[0].Time.Equal(t0) || !recs[1].Time.Equal(t0.Add(5*time.Minute)) {
 			t.Fatalf("times %v %v", recs[0].Time, recs[1].Time)
 		}
 		a := streamStats(t, q, "a")
 		wantDrops(t, a.Drops, map[string]uint64{DropExpired: 3})
-		if a.Depth != 3 || a.OldestAge != time.Hour || a.Bytes != 3*storedSize(3) {
+		if a.Depth != 3 || a.OldestAge != 10*time.Minute || a.Bytes != 3*storedSize(3) {
 			t.Fatalf("a: %+v", a)
 		}
 		if l := logs.lines("buffer dropped records"); len(l) != 1 || l[0][DropExpired] != "3" || l[0]["identity"] != "a" {
 			t.Fatalf("drop log lines %v", l)
 		}
 
-		// 95m: b expired at 90m and the 91m sweep dropped it unread; so a-5, a-6.
-		sleepUntil(t0, 95*time.Minute)
+		// 950s: b expired at 900s and the 910s sweep dropped it unread; so a-5, a-6.
+		sleepUntil(t0, 950*time.Second)
 		b := streamStats(t, q, "b")
 		wantDrops(t, b.Drops, map[string]uint64{DropExpired: 2})
 		if b.Depth != 0 || b.Bytes != 0 || b.OldestAge != 0 {
@@ -122,15 +122,15 @@ func TestExpiry(t *testing.T) {
 		if l := logs.lines("buffer dropped records"); len(l) != 1 {
 			t.Fatalf("second drop line within the interval: %v", l)
 		}
-		// The drops since 60m are logged at the first sweep an hour after
-		// the first line (126m), in one line.
-		sleepUntil(t0, 127*time.Minute)
+		// The drops since 600s are logged at the first sweep an interval
+		// after the first line (1260s), in one line.
+		sleepUntil(t0, 1270*time.Second)
 		if l := logs.lines("buffer dropped records"); len(l) != 2 || l[1][DropExpired] != "4" || l[1]["identities"] != "2" {
 			t.Fatalf("drop log lines %v", l)
 		}
 
-		// 3h: the alarm expires; the 182m sweep drops it.
-		sleepUntil(t0, 185*time.Minute)
+		// 1800s: the alarm expires; the 1820s sweep drops it.
+		sleepUntil(t0, 1850*time.Second)
 		a = streamStats(t, q, "a")
 		wantDrops(t, a.Drops, map[string]uint64{DropExpired: 5, DropAlarmExpired: 1})
 		st := q.Stats()
