@@ -15,9 +15,13 @@ import (
 // churnDepth and checks that the directory stays within three times the
 // live payload plus 64 MiB: deleted records must be reclaimed.
 //
-// Normal tests churn 300k messages (100k with -short). The full run of
-// 20M: EDGEGW_BUFFER_CHURN_MESSAGES=20000000 go test -run TestChurn -v -timeout 2h ./buffer/
-// (or the benchmark: go test -run NONE -bench Churn -benchtime 20000000x ./buffer/).
+// Two load shapes: concurrent producers and consumers, and one goroutine
+// in lockstep (append a batch, then read and ack one), which leaves more
+// tombstones to badger. Normal tests churn 300k messages concurrently
+// (100k with -short); the long run does both shapes. The full run of 20M:
+//
+//	EDGEGW_BUFFER_CHURN_MESSAGES=20000000 go test -run TestChurn -v -timeout 3h ./buffer/
+//	go test -run NONE -bench Churn -benchtime 20000000x -timeout 3h ./buffer/
 
 const (
 	churnDepth   = 100_000
@@ -205,28 +209,44 @@ func TestChurn(t *testing.T) {
 	if testing.Short() {
 		n = 100_000
 	}
+	type mode struct {
+		name string
+		run  func(testing.TB, *Queue, string, int) churnResult
+	}
+	modes := []mode{{"concurrent", churn}}
 	if s := os.Getenv("EDGEGW_BUFFER_CHURN_MESSAGES"); s != "" {
 		var err error
 		if n, err = strconv.Atoi(s); err != nil {
 			t.Fatal(err)
 		}
+		modes = append(modes, mode{"lockstep", churnLockstep})
 	}
-	dir := t.TempDir()
-	q := open(t, Config{Dir: dir})
-	r := churn(t, q, dir, n)
-	t.Logf("%d messages in %v (%.0f msg/s): max disk %d MiB, %.0f%% of the bound, %d compactions",
-		r.messages, r.elapsed.Round(time.Millisecond), float64(r.messages)/r.elapsed.Seconds(),
-		r.maxDisk>>20, 100*r.maxRatio, r.compaction)
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			dir := t.TempDir()
+			q := open(t, Config{Dir: dir})
+			r := mode.run(t, q, dir, n/churnBatch*churnBatch)
+			t.Logf("%d messages in %v (%.0f msg/s): max disk %d MiB, %.0f%% of the bound, %d compactions",
+				r.messages, r.elapsed.Round(time.Millisecond), float64(r.messages)/r.elapsed.Seconds(),
+				r.maxDisk>>20, 100*r.maxRatio, r.compaction)
+		})
+	}
 }
 
 func BenchmarkChurn(b *testing.B) {
-	dir := b.TempDir()
-	q := open(b, Config{Dir: dir})
-	n := max(b.N, churnBatch) / churnBatch * churnBatch
-	b.ResetTimer()
-	r := churn(b, q, dir, n)
-	b.ReportMetric(float64(r.messages)/r.elapsed.Seconds(), "msg/s")
-	b.ReportMetric(float64(r.maxDisk)/(1<<20), "max-disk-MiB")
-	b.ReportMetric(100*r.maxRatio, "%-of-bound")
-	b.ReportMetric(float64(r.compaction), "compactions")
+	for _, mode := range []struct {
+		name string
+		run  func(testing.TB, *Queue, string, int) churnResult
+	}{{"concurrent", churn}, {"lockstep", churnLockstep}} {
+		b.Run(mode.name, func(b *testing.B) {
+			dir := b.TempDir()
+			q := open(b, Config{Dir: dir})
+			b.ResetTimer()
+			r := mode.run(b, q, dir, max(b.N, churnBatch)/churnBatch*churnBatch)
+			b.ReportMetric(float64(r.messages)/r.elapsed.Seconds(), "msg/s")
+			b.ReportMetric(float64(r.maxDisk)/(1<<20), "max-disk-MiB")
+			b.ReportMetric(100*r.maxRatio, "%-of-bound")
+			b.ReportMetric(float64(r.compaction), "compactions")
+		})
+	}
 }
