@@ -149,13 +149,18 @@ func BenchmarkSteadyRSS(b *testing.B) {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset VmHWM
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var peak atomic.Int64
+	var peak, peakAnon, peakFile, peakHeap atomic.Int64
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
+		var ms runtime.MemStats
 		for {
 			peak.Store(max(peak.Load(), procStatus("VmRSS")))
+			peakAnon.Store(max(peakAnon.Load(), procStatus("RssAnon")))
+			peakFile.Store(max(peakFile.Load(), procStatus("RssFile")))
+			runtime.ReadMemStats(&ms)
+			peakHeap.Store(max(peakHeap.Load(), int64(ms.HeapInuse)))
 			select {
 			case <-t.C:
 			case <-ctx.Done():
@@ -201,6 +206,9 @@ func BenchmarkSteadyRSS(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-VmRSS-MB")
 	b.ReportMetric(float64(procStatus("VmHWM"))/(1<<20), "VmHWM-MB")
+	b.ReportMetric(float64(peakAnon.Load())/(1<<20), "peak-RssAnon-MB")
+	b.ReportMetric(float64(peakFile.Load())/(1<<20), "peak-RssFile-MB")
+	b.ReportMetric(float64(peakHeap.Load())/(1<<20), "peak-HeapInuse-MB")
 	st := q.Stats()
 	b.ReportMetric(float64(st.DiskBytes)/(1<<20), "disk-MiB")
 }

@@ -13,14 +13,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// memTableSize is badger's memtable size.
+const memTableSize = 4 << 20
+
 // badgerOptions is the small-device profile measured in the reference
-// (libraries.md §3.3): 8 MiB memtables, small caches, no compression, and
-// SyncWrites so that a committed transaction is on disk.
+// (libraries.md §3.3) with 4 MiB memtables (see doc.go, Memory): small
+// caches, no compression, and SyncWrites so that a committed transaction
+// is on disk.
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{log}).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(memTableSize).
+		WithValueThreshold(MaxRecordBytes + valueHdrLen + 1). // every record stays in the LSM tree
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(4).

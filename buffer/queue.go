@@ -141,7 +141,7 @@ func (q *Queue) Append(ctx context.Context, entries ...Entry) error {
 		r.size += storedSize(len(e.Data))
 		r.est += entryCost(dataKeyLen, len(r.values[i])) + metaCost(len(e.Stream))
 	}
-	if r.size > q.cfg.MaxBytes || r.est > q.maxTxnSize/2 || int64(2*len(entries)) > q.maxTxnCount/2 {
+	if r.size > q.cfg.MaxBytes || r.est+metaCost(MaxStreamName) >= q.maxTxnSize || int64(2*len(entries))+1 >= q.maxTxnCount {
 		return fmt.Errorf("buffer: append of %d entries, %d bytes: more than one batch may hold: %w", len(entries), r.size, ErrTooLarge)
 	}
 	err := q.submit(ctx, r)
