@@ -17,12 +17,25 @@ import (
 
 // Benchmarks: 200-byte messages, SyncWrites on, the store in the default
 // temporary directory (TMPDIR), which should be the disk the gateway uses.
+// Each reports its own rates (msg/s); read those, not ns/op.
 //
-//	go test -run NONE -bench 'RawFsync|Append|Drain' -benchtime 20000x ./buffer/
+//	go test -run NONE -bench 'RawFsync|Append' -benchtime 20000x ./buffer/
 //	go test -run NONE -bench Drain -benchtime 1000000x ./buffer/
 //	go test -run NONE -bench SteadyRSS -benchtime 150000x ./buffer/   (30 s at 5k msg/s; run alone)
+//	go test -run NONE -bench Churn -benchtime 20000000x -timeout 3h ./buffer/
+//
+// make bench runs every benchmark once (-benchtime=1x) with
+// EDGEGW_BENCH_LONG=1; each then uses the size above instead of b.N = 1.
 
 const benchPayload = 200
+
+// benchN is b.N, or def when make bench asks for one long run.
+func benchN(b *testing.B, def int) int {
+	if b.N == 1 && os.Getenv("EDGEGW_BENCH_LONG") != "" {
+		return def
+	}
+	return b.N
+}
 
 // rawFsync appends 200 bytes to a file in dir and fsyncs, n times, and
 // returns the rate: the disk's floor for one durable write.
@@ -48,7 +61,7 @@ func rawFsync(tb testing.TB, dir string, n int) float64 {
 func BenchmarkRawFsync(b *testing.B) {
 	dir := b.TempDir()
 	b.ResetTimer()
-	rate := rawFsync(b, dir, b.N)
+	rate := rawFsync(b, dir, benchN(b, 20000))
 	b.ReportMetric(rate, "fsync/s")
 }
 
@@ -62,14 +75,15 @@ func BenchmarkAppendSingle(b *testing.B) {
 	raw := rawFsync(b, b.TempDir(), 2000)
 	e := Entry{Stream: "bench", Data: make([]byte, benchPayload)}
 	ctx := context.Background()
+	n := benchN(b, 20000)
 	b.ResetTimer()
 	start := time.Now()
-	for range b.N {
+	for range n {
 		if err := q.Append(ctx, e); err != nil {
 			b.Fatal(err)
 		}
 	}
-	rate := float64(b.N) / time.Since(start).Seconds()
+	rate := float64(n) / time.Since(start).Seconds()
 	b.ReportMetric(rate, "msg/s")
 	b.ReportMetric(raw, "raw-fsync/s")
 	b.ReportMetric(rate/raw, "x-raw-fsync")
@@ -83,12 +97,13 @@ func BenchmarkAppendConcurrent100(b *testing.B) {
 	ctx := context.Background()
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	n := benchN(b, 50000)
 	b.ResetTimer()
 	start := time.Now()
 	for g := range 100 {
 		wg.Go(func() {
 			e := Entry{Stream: "bench/" + strconv.Itoa(g%10), Data: make([]byte, benchPayload)}
-			for next.Add(1) <= int64(b.N) {
+			for next.Add(1) <= int64(n) {
 				if err := q.Append(ctx, e); err != nil {
 					b.Error(err)
 					return
@@ -97,7 +112,7 @@ func BenchmarkAppendConcurrent100(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	rate := float64(b.N) / time.Since(start).Seconds()
+	rate := float64(n) / time.Since(start).Seconds()
 	b.StopTimer()
 	st := q.Stats()
 	b.ReportMetric(rate, "msg/s")
@@ -115,15 +130,16 @@ func BenchmarkDrain(b *testing.B) {
 	for i := range batch {
 		batch[i] = Entry{Stream: "drain", Data: make([]byte, benchPayload)}
 	}
-	for i := 0; i < b.N; i += len(batch) {
-		if err := q.Append(ctx, batch[:min(len(batch), b.N-i)]...); err != nil {
+	n := benchN(b, 1_000_000)
+	for i := 0; i < n; i += len(batch) {
+		if err := q.Append(ctx, batch[:min(len(batch), n-i)]...); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ResetTimer()
 	start := time.Now()
 	var cursor uint64
-	for got := 0; got < b.N; {
+	for got := 0; got < n; {
 		recs, err := q.Read(ctx, "drain", cursor, 1000)
 		if err != nil {
 			b.Fatal(err)
@@ -134,7 +150,7 @@ func BenchmarkDrain(b *testing.B) {
 		}
 		got += len(recs)
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msg/s")
 }
 
 // BenchmarkSteadyRSS appends b.N messages at 5,000 msg/s from 20 devices
@@ -170,7 +186,7 @@ func BenchmarkSteadyRSS(b *testing.B) {
 	})
 	b.ResetTimer()
 	var appenders sync.WaitGroup
-	per := (b.N + devices - 1) / devices
+	per := (benchN(b, 150_000) + devices - 1) / devices
 	for d := range devices {
 		stream := "rss/" + strconv.Itoa(d)
 		appenders.Go(func() {

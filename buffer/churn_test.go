@@ -242,7 +242,7 @@ func BenchmarkChurn(b *testing.B) {
 			dir := b.TempDir()
 			q := open(b, Config{Dir: dir})
 			b.ResetTimer()
-			r := mode.run(b, q, dir, max(b.N, churnBatch)/churnBatch*churnBatch)
+			r := mode.run(b, q, dir, max(benchN(b, 20_000_000), churnBatch)/churnBatch*churnBatch)
 			b.ReportMetric(float64(r.messages)/r.elapsed.Seconds(), "msg/s")
 			b.ReportMetric(float64(r.maxDisk)/(1<<20), "max-disk-MiB")
 			b.ReportMetric(100*r.maxRatio, "%-of-bound")

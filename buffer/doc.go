@@ -17,9 +17,9 @@
 // meta record (a persisted name table). Ids and sequences are big-endian,
 // so byte order is numeric order: one stream's records form one sorted,
 // contiguous key range, and no stream's prefix is a prefix of another's.
-// Records are small (payload < MaxRecordBytes, far below badger's 1 MiB
-// ValueThreshold), so they live in the LSM tree and the value log stays
-// empty: value-log GC has nothing to do here.
+// Records are small (payload <= MaxRecordBytes, and the value threshold
+// is set above that), so they live in the LSM tree and the value log
+// stays empty: value-log GC has nothing to do here.
 //
 // The meta record is written in the same transaction as every change to
 // the stream's records, so after a crash it is exactly right: last (the

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -261,6 +262,15 @@ func TestAppendIsAllOrNothing(t *testing.T) {
 	}
 	copy(data, "xxx") // the caller may reuse its buffer
 	wantRecords(t, readAll(t, q, "a", 0), "a", 1)
+
+	// The largest record fits, and stays in the LSM tree.
+	max := bytes.Repeat([]byte{7}, MaxRecordBytes)
+	if err := q.Append(context.Background(), Entry{Stream: "big", Data: max}); err != nil {
+		t.Fatal(err)
+	}
+	if recs := readAll(t, q, "big", 0); len(recs) != 1 || !bytes.Equal(recs[0].Data, max) {
+		t.Fatal("largest record not read back")
+	}
 }
 
 // TestConcurrentAppends checks order per appender, no loss, no
