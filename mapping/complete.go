@@ -23,6 +23,12 @@ import (
 //
 // An action error's status is 504 for context.DeadlineExceeded, the one
 // given with WithStatus, 424 for ErrNotRun, and 502 otherwise.
+//
+// A desired property whose write failed with a Transient status, or was
+// not run because an earlier action of the plan did, is acknowledged with
+// that status but otherwise left as it was: the gateway tries the version
+// again, so later reports of the point keep the version last applied (or
+// refused for good) until a retry succeeds.
 func (m *Mapper) Complete(p *Plan, errs []error) (edgegw.Result, *edgegw.Message) {
 	outcome := func(i int) error {
 		if i < len(errs) {
@@ -53,22 +59,31 @@ func (m *Mapper) Complete(p *Plan, errs []error) (edgegw.Result, *edgegw.Message
 		return res, nil
 	}
 	var o obj
+	retried := p.Rejected == nil && Transient(res.Status)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, pp := range p.props {
 		status, desc, value := pp.status, pp.desc, pp.value
 		key := ackKey{p.Command.Identity, pp.field}
 		rec := m.applied[key]
+		remember := pp.point != nil // a writable point: remember a refused version too
 		if pp.action >= 0 {
-			if err := outcome(pp.action); err != nil {
+			err := outcome(pp.action)
+			if err != nil {
 				status, desc = StatusOf(err), err.Error()
 			} else {
 				status, desc = 200, "applied"
 				value, _ = pp.applied.MarshalJSON()
 			}
-			rec.version, rec.value, rec.status = p.Command.Version, pp.applied, status
+			// Not tried for a passing reason: the version will be tried
+			// again, so the device has not dealt with it yet.
+			if Transient(status) || (retried && errors.Is(err, ErrNotRun)) {
+				remember = false
+			} else {
+				rec.version, rec.value, rec.status = p.Command.Version, pp.applied, status
+			}
 		}
-		if pp.point != nil { // a writable point: remember a refused version too
+		if remember {
 			rec.seen = max(rec.seen, p.Command.Version)
 			m.applied[key] = rec
 		}
@@ -85,6 +100,13 @@ func (m *Mapper) Complete(p *Plan, errs []error) (edgegw.Result, *edgegw.Message
 		ContentEncoding: DefaultContentEncoding,
 	}
 }
+
+// Transient reports whether a command's result status means it was not
+// carried out for a passing reason, so that trying again later may
+// succeed: 503 (the device is unavailable) and 504 (timed out). The
+// gateway retries desired properties with such an outcome and leaves such
+// C2D messages unacknowledged for the hub to redeliver.
+func Transient(status int) bool { return status == 503 || status == 504 }
 
 // statusError carries the result status of an action error.
 type statusError struct {

@@ -82,6 +82,12 @@ type Config struct {
 	// MaxCommands is how many commands of one identity run at once;
 	// default 4.
 	MaxCommands int `yaml:"max_commands"`
+	// DesiredRetryMin and DesiredRetryMax bound the jittered exponential
+	// delay before desired properties whose write failed for a passing
+	// reason (device unavailable, 503; timed out, 504) are written again;
+	// defaults 5s and 2m.
+	DesiredRetryMin time.Duration `yaml:"desired_retry_min"`
+	DesiredRetryMax time.Duration `yaml:"desired_retry_max"`
 
 	// Topics are the mqtt profile's per-identity topic templates.
 	Topics Topics `yaml:"topics"`
@@ -150,6 +156,8 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.APIVersion, "2021-04-12")
 	setDefault(&c.InFlight, 20)
 	setDefault(&c.MaxCommands, 4)
+	setDefault(&c.DesiredRetryMin, 5*time.Second)
+	setDefault(&c.DesiredRetryMax, 2*time.Minute)
 	t := &c.Topics
 	setDefault(&t.ClientID, "{id}")
 	setDefault(&t.Telemetry, "devices/{id}/telemetry")
@@ -220,6 +228,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxCommands < 1 {
 		add("max_commands", "must be >= 1 (got %d)", c.MaxCommands)
+	}
+	if c.DesiredRetryMin <= 0 {
+		add("desired_retry_min", "must be > 0 (got %v)", c.DesiredRetryMin)
+	}
+	if c.DesiredRetryMax < c.DesiredRetryMin {
+		add("desired_retry_max", "must be >= desired_retry_min %v (got %v)", c.DesiredRetryMin, c.DesiredRetryMax)
 	}
 	if c.Profile == ProfileMQTT {
 		errs = append(errs, edgegw.PrefixErrors("topics", c.Topics.validate()))

@@ -53,6 +53,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.KeepAlive = time.Hour }, "keep_alive: must be 1s-1177s"},
 		{func(c *Config) { c.TokenTTL = time.Millisecond }, "token_ttl: must be >= 1s (got 1ms)"},
 		{func(c *Config) { c.InFlight = -1 }, "in_flight: must be 1-1000 (got -1)"},
+		{func(c *Config) { c.DesiredRetryMin = -time.Second }, "desired_retry_min: must be > 0 (got -1s)"},
+		{func(c *Config) { c.DesiredRetryMax = time.Second }, "desired_retry_max: must be >= desired_retry_min 5s (got 1s)"},
 		{func(c *Config) { c.AckTimeout = -time.Second }, "ack_timeout: must be > 0"},
 		{func(c *Config) { c.Insecure, c.CAFile = true, "ca.pem" }, "ca_file: makes no sense"},
 		{func(c *Config) { c.Profile, c.Topics.Telemetry = "mqtt", "a/+/b" }, "topics.telemetry: must not contain MQTT wildcards"},

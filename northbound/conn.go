@@ -40,13 +40,19 @@ type link struct {
 	cmds     chan struct{} // semaphore: commands running
 	handlers tracker       // command handlers in progress
 
-	desiredMu      sync.Mutex
-	desiredVersion int64 // highest desired $version handed to the downlink
+	// Desired properties (desired.go).
+	slotMu      sync.Mutex
+	slot        *desiredDoc   // the newest document not yet applied
+	desiredWake chan struct{} // cap 1: a document was offered
+	desiredTurn chan struct{} // cap 1: held by the goroutine applying documents
+	// Owned by the holder of desiredTurn:
+	desiredVersion int64 // highest desired $version handled
+	desiredRetries int   // consecutive transient outcomes
 }
 
 func newLink(p *Pool, id *identity.Identity) *link {
 	l := &link{p: p, id: id, stream: string(id.ID), log: p.log.With("identity", string(id.ID)),
-		cmds: make(chan struct{}, p.cfg.MaxCommands)}
+		cmds: make(chan struct{}, p.cfg.MaxCommands), desiredWake: make(chan struct{}, 1), desiredTurn: make(chan struct{}, 1)}
 	l.st.s.Identity = id.ID
 	return l
 }
@@ -192,16 +198,16 @@ func waitToken(ctx context.Context, t mqtt.Token, d time.Duration) bool {
 	return false
 }
 
-// serve runs a connected session: subscribe, reconcile the twin, drain the
-// stream. It returns errRenew when the token is due, or why it ended.
+// serve runs a connected session: subscribe, start applying desired
+// properties (beginning with the twin's), drain the stream. It returns errRenew when the token is due, or why it ended.
 func (s *session) serve() error {
 	l := s.l
 	reason := s.subscribe()
 	if reason == nil {
-		if rid := l.nextRID(); l.p.prof.twinGetTopic(rid) != "" && l.handlers.enter() {
+		if l.handlers.enter() {
 			go func() {
 				defer l.handlers.exit()
-				l.reconcile(s, rid)
+				s.runDesired()
 			}()
 		}
 		ackDone := make(chan struct{})

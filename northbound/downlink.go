@@ -40,7 +40,7 @@ func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
 		}
 		l.log.Debug("method response not sent: connection ended", "method", in.name)
 	case inDesired:
-		l.desired(s, m.Payload(), in.version, false)
+		l.offer(&desiredDoc{doc: m.Payload(), version: in.version})
 	case inC2D:
 		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload(), Props: in.props})
 		if res.Status >= 300 {
@@ -60,51 +60,6 @@ func (l *link) handle(cmd edgegw.Command) edgegw.Result {
 	defer func() { <-l.cmds }()
 	l.st.update(func(st *Status) { st.Commands++ })
 	return l.p.down.Handle(l.ctx, cmd)
-}
-
-// desired hands a desired-properties document to the downlink: a patch
-// (full false) or the whole desired section from a twin GET. Versions
-// order them: anything not newer than what was handled is skipped, and a
-// patch that skips a version (patches raced, or one was missed) is
-// replaced by a full twin GET, which carries every change.
-func (l *link) desired(s *session, doc []byte, version int64, full bool) {
-	l.desiredMu.Lock()
-	defer l.desiredMu.Unlock()
-	if version != 0 && version <= l.desiredVersion {
-		return // stale or already handled
-	}
-	if !full && version > l.desiredVersion+1 && l.desiredVersion > 0 && l.p.hasTwin() {
-		d, v, err := s.getTwin(l.nextRID())
-		if err != nil {
-			l.p.warn.warn("twin GET after a desired-version gap failed; applying the patch", "identity", l.stream, "err", err)
-		} else {
-			doc, version = d, v
-		}
-		if version <= l.desiredVersion {
-			return
-		}
-	}
-	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Desired, Payload: doc, Version: version})
-	if version > 0 {
-		l.desiredVersion = version
-	}
-	if res.Status >= 300 {
-		l.log.Info("desired properties not fully applied", "version", version, "status", res.Status, "result", truncate(res.Payload, 200))
-	}
-}
-
-// reconcile GETs the twin after a connect and hands the desired section to
-// the downlink if its version is new: desired patches sent while the
-// identity was offline are never pushed.
-func (l *link) reconcile(s *session, rid string) {
-	doc, version, err := s.getTwin(rid)
-	if err != nil {
-		if s.ctx.Err() == nil {
-			l.p.warn.warn("twin GET failed; desired properties not reconciled", "identity", l.stream, "err", err)
-		}
-		return
-	}
-	l.desired(s, doc, version, true)
 }
 
 // getTwin requests the twin and returns its desired section and version.

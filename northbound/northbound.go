@@ -20,7 +20,10 @@
 // Down: C2D messages, desired-property patches (and the full desired
 // section after every connect) and direct methods become [edgegw.Command]s
 // for the [Downlink]. A method's Result goes back as the method response; a
-// C2D message is acknowledged (PUBACK) after Handle returns.
+// C2D message is acknowledged (PUBACK) after Handle returns. Desired
+// properties are applied one document at a time per identity; a version
+// that failed for a passing reason (503, 504) is applied again after a
+// back-off, after the next connect, or with a newer patch.
 //
 // Token renewal. MQTT 3.1.1 cannot re-authenticate a live connection and
 // IoT Hub closes it when the SAS token expires, so each identity renews by
@@ -70,9 +73,14 @@ type Queue interface {
 // method response (status and JSON payload). For Desired (a patch, or the
 // whole desired section after a reconnect when its $version changed) the
 // gateway reports back through the buffer itself; the Result is only
-// logged. For C2D the message is acknowledged to the hub after Handle
-// returns whatever the status (IoT Hub's MQTT surface cannot reject); a
-// non-2xx status is logged.
+// logged, except that a transient status (503: the device is unavailable,
+// 504: timed out) leaves that $version unhandled: the document is handed
+// down again after a jittered back-off (Config.DesiredRetryMin doubling to
+// DesiredRetryMax), after the next connect, or merged with a newer patch
+// at once, until another status comes back. Desired documents of one
+// identity are handed down one at a time. For C2D the message is
+// acknowledged to the hub after Handle returns whatever the status (IoT
+// Hub's MQTT surface cannot reject); a non-2xx status is logged.
 type Downlink interface {
 	Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 }

@@ -1,0 +1,193 @@
+package northbound
+
+import (
+	"time"
+
+	"github.com/edgegw/edgegw"
+)
+
+// Desired properties reach the downlink through one pending slot per
+// identity and one goroutine per session (runDesired) that applies what
+// the slot holds, one document at a time:
+//
+//   - paho's handler only offers a patch to the slot and returns, so
+//     patches never hold goroutines while a write is running; patches that
+//     arrive meanwhile are merged into the one waiting there;
+//   - after every connect the whole desired section is read from the twin
+//     and offered too (the hub pushes no patches to an offline device);
+//   - a document whose outcome is transient (see transient) is not
+//     handled: it goes back into the slot, due after a jittered back-off
+//     (Config.DesiredRetryMin doubling to DesiredRetryMax, reset by any
+//     other outcome), and is applied again then, at the next connect, or
+//     at once merged with a newer patch, whichever comes first.
+
+// desiredDoc is a desired-properties document not yet applied.
+type desiredDoc struct {
+	doc       []byte
+	version   int64     // its $version; 0 when the hub gives none
+	full      bool      // the whole desired section (twin GET), not a patch
+	collapsed bool      // patches were merged into it while it waited
+	due       time.Time // a retry's earliest time; zero: now
+}
+
+// transient reports whether a command's status means it was not carried
+// out for a passing reason, so that trying again later may succeed: 503
+// (the device is unavailable: not connected, adapter stopping, gateway
+// stopping) and 504 (timed out). mapping.Transient is the same rule on the
+// other side of the downlink.
+func transient(status int) bool { return status == 503 || status == 504 }
+
+// offer puts d into the identity's pending slot, merged with what waits
+// there, and wakes the session's desired goroutine. It does not wait for
+// the downlink.
+func (l *link) offer(d *desiredDoc) {
+	l.slotMu.Lock()
+	l.slot = combine(l.slot, d)
+	l.slotMu.Unlock()
+	select {
+	case l.desiredWake <- struct{}{}:
+	default:
+	}
+}
+
+// combine returns the document with the effect of both a and b: the newer
+// (by version; b when they tie or b has none) over the older. A full
+// document on top replaces the other; a patch on top is merged into it as
+// a JSON merge patch and the result is marked collapsed (when the two
+// cannot be merged, the patch alone stands and the twin GET that follows a
+// collapse supplies the rest). The result is due now.
+func combine(a, b *desiredDoc) *desiredDoc {
+	if a == nil {
+		return b
+	}
+	older, top := a, b
+	if b.version != 0 && a.version > b.version {
+		older, top = b, a
+	}
+	out := *top
+	out.due = time.Time{}
+	if top.full {
+		return &out
+	}
+	if merged, ok := mergeReported(older.doc, top.doc); ok {
+		out.doc, out.full = merged, older.full
+	}
+	out.collapsed = true
+	return &out
+}
+
+// take removes the pending document if it is due; otherwise it returns
+// when the pending one is due (zero when none is pending).
+func (l *link) take(now time.Time) (*desiredDoc, time.Time) {
+	l.slotMu.Lock()
+	defer l.slotMu.Unlock()
+	d := l.slot
+	switch {
+	case d == nil:
+		return nil, time.Time{}
+	case d.due.After(now):
+		return nil, d.due
+	}
+	l.slot = nil
+	return d, time.Time{}
+}
+
+// runDesired applies desired properties for one session until it ends.
+// One such goroutine works at a time per identity (the previous session's
+// may still be finishing a write).
+func (s *session) runDesired() {
+	l := s.l
+	select {
+	case l.desiredTurn <- struct{}{}:
+	case <-s.ctx.Done():
+		return
+	}
+	defer func() { <-l.desiredTurn }()
+	if l.p.hasTwin() {
+		doc, version, err := s.getTwin(l.nextRID())
+		switch {
+		case err == nil:
+			l.offer(&desiredDoc{doc: doc, version: version, full: true})
+		case s.ctx.Err() == nil:
+			l.p.warn.warn("twin GET failed; desired properties not reconciled", "identity", l.stream, "err", err)
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for s.ctx.Err() == nil {
+		d, next := l.take(time.Now())
+		if d != nil {
+			l.apply(s, d)
+			continue
+		}
+		var due <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+			due = timer.C
+		}
+		select {
+		case <-s.ctx.Done():
+		case <-l.desiredWake:
+		case <-due:
+		}
+		timer.Stop()
+	}
+}
+
+// apply hands one document to the downlink. Versions order documents:
+// one not newer than the version handled is skipped. A patch that skips a
+// version (one was missed), or patches merged while waiting, are replaced
+// by the twin's whole desired section when the hub keeps a twin. A
+// transient outcome leaves the version unhandled and puts the document
+// back into the slot for a retry.
+func (l *link) apply(s *session, d *desiredDoc) {
+	if d.version != 0 && d.version <= l.desiredVersion {
+		return // stale or already handled
+	}
+	doc, version, full := d.doc, d.version, d.full
+	gap := !full && l.desiredVersion > 0 && version > l.desiredVersion+1
+	if l.p.hasTwin() && (d.collapsed || gap) {
+		td, tv, err := s.getTwin(l.nextRID())
+		if err != nil {
+			if s.ctx.Err() == nil {
+				l.p.warn.warn("twin GET for the newest desired properties failed; applying the patches received",
+					"identity", l.stream, "err", err)
+			}
+		} else {
+			doc, version, full = td, tv, true
+		}
+		if version != 0 && version <= l.desiredVersion {
+			return
+		}
+	}
+	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Desired, Payload: doc, Version: version})
+	if transient(res.Status) {
+		l.desiredRetries++
+		delay := backoff{min: l.p.cfg.DesiredRetryMin, max: l.p.cfg.DesiredRetryMax}.delay(l.desiredRetries, false)
+		retry := &desiredDoc{doc: doc, version: version, full: full, due: time.Now().Add(delay)}
+		l.slotMu.Lock()
+		if l.slot != nil {
+			retry = combine(retry, l.slot) // a newer one came: both, now
+		}
+		l.slot = retry
+		l.slotMu.Unlock()
+		switch {
+		case l.ctx.Err() != nil:
+		case l.desiredRetries == 1:
+			l.p.note.info("desired properties not applied for now; retrying with back-off", "identity", l.stream,
+				"version", version, "status", res.Status, "retry_in", delay.Round(time.Millisecond), "result", truncate(res.Payload, 200))
+		default:
+			l.log.Debug("desired properties still not applied", "version", version, "status", res.Status,
+				"attempts", l.desiredRetries, "retry_in", delay.Round(time.Millisecond))
+		}
+		return
+	}
+	l.desiredRetries = 0
+	if version > 0 {
+		l.desiredVersion = version
+	}
+	if res.Status >= 300 {
+		l.log.Info("desired properties not fully applied", "version", version, "status", res.Status, "result", truncate(res.Payload, 200))
+	}
+}
