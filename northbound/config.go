@@ -80,7 +80,8 @@ type Config struct {
 	// yet had acknowledged; default 20.
 	InFlight int `yaml:"in_flight"`
 	// MaxCommands is how many commands of one identity run at once;
-	// default 4.
+	// default 4. A method call that finds them all running is answered 429
+	// at once.
 	MaxCommands int `yaml:"max_commands"`
 	// DesiredRetryMin and DesiredRetryMax bound the jittered exponential
 	// delay before desired properties whose write failed for a passing

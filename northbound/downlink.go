@@ -32,7 +32,7 @@ func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
 	defer l.handlers.exit()
 	switch in.kind {
 	case inMethod:
-		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Method, Name: in.name, Payload: m.Payload()})
+		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Method, Name: in.name, Payload: m.Payload()}, false)
 		topic, payload, qos := l.p.prof.methodResponse(l.id, in.name, in.rid, res)
 		t := s.client.Publish(topic, qos, false, payload)
 		if waitToken(s.ctx, t, l.p.cfg.AckTimeout) && t.Error() == nil {
@@ -42,7 +42,7 @@ func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
 	case inDesired:
 		l.offer(&desiredDoc{doc: m.Payload(), version: in.version})
 	case inC2D:
-		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload(), Props: in.props})
+		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload(), Props: in.props}, true)
 		if res.Status >= 300 {
 			l.p.warn.warn("cloud-to-device message not carried out (completed anyway: MQTT cannot reject)",
 				"identity", l.stream, "status", res.Status, "result", truncate(res.Payload, 200))
@@ -50,12 +50,36 @@ func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
 	}
 }
 
-// handle runs one command, at most MaxCommands at a time per identity.
-func (l *link) handle(cmd edgegw.Command) edgegw.Result {
-	select {
-	case l.cmds <- struct{}{}:
-	case <-l.ctx.Done():
-		return edgegw.Result{Status: 503, Payload: []byte(`{"error":"gateway stopping"}`)}
+var (
+	resultStopping  = edgegw.Result{Status: 503, Payload: []byte(`{"error":"gateway stopping"}`)}
+	resultThrottled = edgegw.Result{Status: 429, Payload: []byte(`{"error":"too many requests in flight"}`)}
+)
+
+// handle runs one command in one of the identity's MaxCommands command
+// slots. With wait it waits for a free slot (desired documents, one at a
+// time per identity, and C2D messages); without, it answers 429 at once
+// when every slot is taken, as IoT Hub throttles, so that method calls
+// (each on a paho goroutine of its own) cannot pile up behind a slow
+// device.
+func (l *link) handle(cmd edgegw.Command, wait bool) edgegw.Result {
+	if l.ctx.Err() != nil {
+		return resultStopping
+	}
+	if wait {
+		select {
+		case l.cmds <- struct{}{}:
+		case <-l.ctx.Done():
+			return resultStopping
+		}
+	} else {
+		select {
+		case l.cmds <- struct{}{}:
+		default:
+			l.st.update(func(st *Status) { st.Throttled++ })
+			l.p.warn.warn("command turned away: too many in flight", "identity", l.stream,
+				"command", cmd.Kind.String(), "name", cmd.Name, "max_commands", l.p.cfg.MaxCommands)
+			return resultThrottled
+		}
 	}
 	defer func() { <-l.cmds }()
 	l.st.update(func(st *Status) { st.Commands++ })

@@ -68,8 +68,10 @@ type Queue interface {
 //
 // Handle is called once per command, concurrently for different identities
 // and for different commands of one identity (at most Config.MaxCommands at
-// a time per identity). It returns when the command has been carried out or
-// refused; ctx ends when the pool stops. For a Method the Result is the
+// a time per identity: a method call beyond that is answered 429 without
+// reaching Handle, and desired-property patches that arrive while one is
+// being applied collapse into the newest state). It returns when the
+// command has been carried out or refused; ctx ends when the pool stops. For a Method the Result is the
 // method response (status and JSON payload). For Desired (a patch, or the
 // whole desired section after a reconnect when its $version changed) the
 // gateway reports back through the buffer itself; the Result is only

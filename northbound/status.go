@@ -21,6 +21,7 @@ type Status struct {
 	Sent           uint64    // messages published (including re-sends)
 	Dropped        uint64    // undecodable or oversized messages skipped
 	Commands       uint64    // commands handed to the downlink
+	Throttled      uint64    // commands turned away: every command slot was taken (method calls answered 429)
 	Reconnects     uint64    // connections after the first (incl. renewals)
 	Renewals       uint64    // planned reconnects for a new SAS token
 	TokenExpiry    time.Time // expiry of the current SAS token
