@@ -37,8 +37,9 @@ type link struct {
 	connects  int           // successful connects, owned by run
 	failures  int           // consecutive failures, owned by run
 
-	cmds     chan struct{} // semaphore: commands running
-	handlers tracker       // command handlers in progress
+	cmds         chan struct{} // semaphore: commands running
+	handlers     tracker       // command handlers in progress
+	c2dInHandler atomic.Int32  // C2D messages running or waiting for a slot
 
 	// Desired properties (desired.go).
 	slotMu      sync.Mutex
@@ -132,6 +133,7 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 	o.SetAutoReconnect(false)
 	o.SetConnectRetry(false)
 	o.SetOrderMatters(false)
+	o.SetAutoAckDisabled(true) // onMessage acks; C2D only once carried out
 	o.SetKeepAlive(cfg.KeepAlive)
 	o.SetPingTimeout(min(cfg.AckTimeout, 10*time.Second))
 	o.SetConnectTimeout(cfg.ConnectTimeout)

@@ -12,22 +12,37 @@ import (
 	"github.com/edgegw/edgegw"
 )
 
+// maxC2DWaiting bounds the C2D messages of one identity that wait for a
+// command slot, besides the MaxCommands running: IoT Hub queues at most 50
+// per device, so with IoT Hub none is ever turned away. One beyond it is
+// left unacknowledged, for the hub to redeliver after the next connect.
+const maxC2DWaiting = 50
+
 // onMessage is paho's handler for everything the hub sends; paho runs it
-// on a goroutine of its own per message (OrderMatters off) and PUBACKs a
-// QoS 1 message when it returns.
+// on a goroutine of its own per message (OrderMatters off). Auto-ack is
+// off: every message is acknowledged here (Ack is a no-op for QoS 0),
+// except a C2D message that was not carried out for a passing reason (see
+// c2d), which the hub then redelivers.
 func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
 	l := s.l
 	in, err := l.p.prof.parse(l.id, m.Topic(), m.Payload())
 	if err != nil {
+		m.Ack() // a redelivery would read no better
 		l.p.warn.warn("ignoring a message from the hub", "identity", l.stream, "err", err)
 		return
+	}
+	if in.kind != inC2D {
+		// Twin responses, method calls (answered, with 429 or 503 if need
+		// be) and desired patches (kept in the identity's slot, read again
+		// from the twin after a reconnect) gain nothing by redelivery.
+		m.Ack()
 	}
 	if in.kind == inTwinResponse {
 		s.resolve(in.rid, twinResponse{status: in.status, body: m.Payload()})
 		return
 	}
 	if !l.handlers.enter() {
-		return // shutting down
+		return // shutting down; a C2D message stays with the hub
 	}
 	defer l.handlers.exit()
 	switch in.kind {
@@ -42,11 +57,41 @@ func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
 	case inDesired:
 		l.offer(&desiredDoc{doc: m.Payload(), version: in.version})
 	case inC2D:
-		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload(), Props: in.props}, true)
-		if res.Status >= 300 {
-			l.p.warn.warn("cloud-to-device message not carried out (completed anyway: MQTT cannot reject)",
+		s.c2d(m, in)
+	}
+}
+
+// c2d carries out a cloud-to-device message and acknowledges it when the
+// outcome is final: done (2xx), refused (4xx), or failed on the device
+// (5xx other than 503 and 504). IoT Hub completes a message on its PUBACK
+// and cannot be told it was rejected. A transient outcome (503: device
+// unavailable, adapters or gateway stopping; 504: timed out) and a
+// message turned away because too many wait (maxC2DWaiting) are not
+// acknowledged: the hub redelivers them after the next connect, so a
+// message that arrives while the gateway shuts down is not lost. A 504
+// may have reached the device: C2D delivery is at least once.
+func (s *session) c2d(m mqtt.Message, in inbound) {
+	l := s.l
+	if n := l.c2dInHandler.Add(1); n > int32(l.p.cfg.MaxCommands+maxC2DWaiting) {
+		l.c2dInHandler.Add(-1)
+		l.st.update(func(st *Status) { st.Throttled++ })
+		l.p.warn.warn("cloud-to-device message left for redelivery: too many waiting", "identity", l.stream,
+			"waiting", n-1)
+		return
+	}
+	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload(), Props: in.props}, true)
+	l.c2dInHandler.Add(-1)
+	if transient(res.Status) {
+		if l.ctx.Err() == nil {
+			l.p.warn.warn("cloud-to-device message not carried out for now; left for the hub to redeliver after the next connect",
 				"identity", l.stream, "status", res.Status, "result", truncate(res.Payload, 200))
 		}
+		return
+	}
+	m.Ack()
+	if res.Status >= 300 {
+		l.p.warn.warn("cloud-to-device message not carried out (completed: MQTT cannot reject)",
+			"identity", l.stream, "status", res.Status, "result", truncate(res.Payload, 200))
 	}
 }
 

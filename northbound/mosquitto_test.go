@@ -266,3 +266,49 @@ func TestMQTTProfileCommandsMosquitto(t *testing.T) {
 		}
 	}
 }
+
+// TestMQTTProfileAcksEveryQoS1Message: with auto-ack off every QoS 1
+// message the gateway takes must still be acknowledged. mosquitto allows
+// one message in flight per client here, so a missing PUBACK would hold
+// back everything after it.
+func TestMQTTProfileAcksEveryQoS1Message(t *testing.T) {
+	port := startMosquitto(t, "max_inflight_messages 1\n")
+	url := "tcp://127.0.0.1:" + strconv.Itoa(port)
+	sub := newSubscriber(t, url, "devices/+/responses/#", func(string) string { return "r" })
+	rec := newRecorder()
+	cfg := Config{Profile: ProfileMQTT, Host: "127.0.0.1", Port: port, Insecure: true}
+	p, err := New(cfg, []identity.Config{{ID: "dev1"}}, newMemQueue(), rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPool(t, p)
+	eventually(t, 10*time.Second, "connected", func() bool { return p.Status()[0].Connected })
+	publish := func(topic, body string) {
+		tok := sub.c.Publish(topic, 1, false, body)
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	const n = 5
+	for i := 1; i <= n; i++ {
+		publish("devices/dev1/desired", fmt.Sprintf(`{"k%d":%d,"$version":%d}`, i, i, i))
+		publish("devices/dev1/c2d", fmt.Sprintf("m%d", i))
+		publish("devices/dev1/desired", "not JSON: acked and ignored")
+	}
+	count := func(k edgegw.CommandKind) (int, int64) {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		c, v := 0, int64(0)
+		for _, cmd := range rec.cmds {
+			if cmd.Kind == k {
+				c, v = c+1, max(v, cmd.Version)
+			}
+		}
+		return c, v
+	}
+	eventually(t, 10*time.Second, "every C2D message and the last desired version", func() bool {
+		c2d, _ := count(edgegw.C2D)
+		_, v := count(edgegw.Desired)
+		return c2d == n && v == n
+	})
+}

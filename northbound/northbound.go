@@ -20,7 +20,10 @@
 // Down: C2D messages, desired-property patches (and the full desired
 // section after every connect) and direct methods become [edgegw.Command]s
 // for the [Downlink]. A method's Result goes back as the method response; a
-// C2D message is acknowledged (PUBACK) after Handle returns. Desired
+// C2D message is acknowledged (PUBACK, which completes it at the hub) after
+// Handle returns a final status, and left for the hub to redeliver after
+// the next connect when the status is 503 or 504 or the pool is stopping.
+// Desired
 // properties are applied one document at a time per identity; a version
 // that failed for a passing reason (503, 504) is applied again after a
 // back-off, after the next connect, or with a newer patch.
@@ -81,8 +84,11 @@ type Queue interface {
 // DesiredRetryMax), after the next connect, or merged with a newer patch
 // at once, until another status comes back. Desired documents of one
 // identity are handed down one at a time. For C2D the message is
-// acknowledged to the hub after Handle returns whatever the status (IoT
-// Hub's MQTT surface cannot reject); a non-2xx status is logged.
+// acknowledged to the hub (completed) after Handle returns, unless the
+// status is transient (503, 504): then it is not acknowledged, and the
+// hub redelivers it after the next connect (so Handle may see a message
+// again). Any other non-2xx status is logged; IoT Hub's MQTT surface
+// cannot reject a message.
 type Downlink interface {
 	Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 }

@@ -1,0 +1,96 @@
+package northbound
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/hubsim"
+)
+
+// A C2D message whose handling failed for a passing reason (503) is not
+// acknowledged, so the hub keeps it and redelivers it after a reconnect;
+// the redelivered one is carried out and completed.
+func TestC2DTransientFailureRedelivered(t *testing.T) {
+	h := startHub(t, nil)
+	ids := register(t, h, "dev1")
+	d := &funcDownlink{fn: func(_ context.Context, n int, cmd edgegw.Command) edgegw.Result {
+		if cmd.Kind == edgegw.C2D && n == 1 {
+			return edgegw.Result{Status: 503, Payload: []byte(`{"error":"device unavailable"}`)}
+		}
+		return edgegw.Result{Status: 200}
+	}}
+	p, err := New(hubConfig(h), ids, newMemQueue(), d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPool(t, p)
+	defer stop()
+	eventually(t, 10*time.Second, "connected", func() bool { return connected(p) == 1 })
+	one, err := h.SendC2D("dev1", hubsim.C2DMessage{Body: []byte("one")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the first C2D handled", func() bool { return len(d.of(edgegw.C2D)) == 1 })
+	if _, err := h.SendC2D("dev1", hubsim.C2DMessage{Body: []byte("two")}); err != nil {
+		t.Fatal(err)
+	}
+	// "two" is completed; "one" (refused with 503 before "two" was even
+	// sent) must still be pending.
+	eventually(t, 10*time.Second, "only the failed message pending", func() bool {
+		pend := h.PendingC2D("dev1")
+		return len(d.of(edgegw.C2D)) == 2 && len(pend) == 1 && pend[0].MessageID == one
+	})
+	eventually(t, 10*time.Second, "the hub to drop the connection", func() bool { return h.Disconnect("dev1", "") })
+	eventually(t, 10*time.Second, "the redelivered message completed", func() bool { return len(h.PendingC2D("dev1")) == 0 })
+	got := d.of(edgegw.C2D)
+	if len(got) != 3 || string(got[2].Payload) != "one" {
+		t.Fatalf("C2D handled %d times, last %q; want 3, the last the redelivered \"one\"", len(got), got[len(got)-1].Payload)
+	}
+}
+
+// C2D messages beyond what may wait for a command slot are left
+// unacknowledged (the hub redelivers them after a reconnect) instead of
+// each holding a goroutine.
+func TestC2DWaitingBounded(t *testing.T) {
+	h := startHub(t, &hubsim.Hub{C2DQueueLimit: 200})
+	ids := register(t, h, "dev1")
+	release := make(chan struct{})
+	d := &funcDownlink{fn: func(ctx context.Context, _ int, cmd edgegw.Command) edgegw.Result {
+		if cmd.Kind == edgegw.C2D {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return edgegw.Result{Status: 200}
+	}}
+	cfg := hubConfig(h)
+	cfg.MaxCommands = 1
+	p, err := New(cfg, ids, newMemQueue(), d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPool(t, p)
+	defer stop()
+	eventually(t, 10*time.Second, "connected", func() bool { return connected(p) == 1 })
+	const n = maxC2DWaiting + 30
+	for i := range n {
+		if _, err := h.SendC2D("dev1", hubsim.C2DMessage{Body: fmt.Appendf(nil, "m%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limit := cfg.MaxCommands + maxC2DWaiting
+	eventually(t, 10*time.Second, "the excess messages turned away", func() bool {
+		return p.Status()[0].Throttled == n-uint64(limit)
+	})
+	if g := goroutinesIn(inOnMessage); g > limit {
+		t.Fatalf("%d goroutines in onMessage, want at most %d", g, limit)
+	}
+	close(release)
+	eventually(t, 10*time.Second, "the admitted messages completed", func() bool { return len(h.PendingC2D("dev1")) == n-limit })
+	eventually(t, 10*time.Second, "the hub to drop the connection", func() bool { return h.Disconnect("dev1", "") })
+	eventually(t, 10*time.Second, "the rest redelivered and completed", func() bool { return len(h.PendingC2D("dev1")) == 0 })
+}
