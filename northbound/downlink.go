@@ -47,7 +47,7 @@ func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
 	defer l.handlers.exit()
 	switch in.kind {
 	case inMethod:
-		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Method, Name: in.name, Payload: m.Payload()}, false)
+		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Method, Name: in.name, Payload: m.Payload()}, nil)
 		topic, payload, qos := l.p.prof.methodResponse(l.id, in.name, in.rid, res)
 		t := s.client.Publish(topic, qos, false, payload)
 		if waitToken(s.ctx, t, l.p.cfg.AckTimeout) && t.Error() == nil {
@@ -79,7 +79,7 @@ func (s *session) c2d(m mqtt.Message, in inbound) {
 			"waiting", n-1)
 		return
 	}
-	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload(), Props: in.props}, true)
+	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload(), Props: in.props}, s.ctx.Done())
 	l.c2dInHandler.Add(-1)
 	if transient(res.Status) {
 		if l.ctx.Err() == nil {
@@ -96,24 +96,26 @@ func (s *session) c2d(m mqtt.Message, in inbound) {
 }
 
 var (
-	resultStopping  = edgegw.Result{Status: 503, Payload: []byte(`{"error":"gateway stopping"}`)}
+	resultStopping  = edgegw.Result{Status: 503, Payload: []byte(`{"error":"gateway stopping or connection ended"}`)}
 	resultThrottled = edgegw.Result{Status: 429, Payload: []byte(`{"error":"too many requests in flight"}`)}
 )
 
 // handle runs one command in one of the identity's MaxCommands command
-// slots. With wait it waits for a free slot (desired documents, one at a
-// time per identity, and C2D messages); without, it answers 429 at once
-// when every slot is taken, as IoT Hub throttles, so that method calls
-// (each on a paho goroutine of its own) cannot pile up behind a slow
-// device.
-func (l *link) handle(cmd edgegw.Command, wait bool) edgegw.Result {
+// slots. With wait nil it answers 429 at once when every slot is taken, as
+// IoT Hub throttles, so that method calls (each on a paho goroutine of its
+// own) cannot pile up behind a slow device. Otherwise it waits for a slot
+// until wait is closed (then 503): desired documents (one at a time per
+// identity) wait for the pool's context, C2D messages for their
+// connection's, since one that cannot be acknowledged on it is redelivered
+// anyway.
+func (l *link) handle(cmd edgegw.Command, wait <-chan struct{}) edgegw.Result {
 	if l.ctx.Err() != nil {
 		return resultStopping
 	}
-	if wait {
+	if wait != nil {
 		select {
 		case l.cmds <- struct{}{}:
-		case <-l.ctx.Done():
+		case <-wait:
 			return resultStopping
 		}
 	} else {

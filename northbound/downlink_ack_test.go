@@ -94,3 +94,54 @@ func TestC2DWaitingBounded(t *testing.T) {
 	eventually(t, 10*time.Second, "the hub to drop the connection", func() bool { return h.Disconnect("dev1", "") })
 	eventually(t, 10*time.Second, "the rest redelivered and completed", func() bool { return len(h.PendingC2D("dev1")) == 0 })
 }
+
+// A C2D message waiting for a command slot when its connection ends is
+// not carried out then: its acknowledgement could not reach the hub, which
+// redelivers it, so it would run twice. It runs once, after redelivery.
+func TestC2DWaitingGivesUpWithConnection(t *testing.T) {
+	h := startHub(t, nil)
+	ids := register(t, h, "dev1")
+	release := make(chan struct{})
+	d := &funcDownlink{fn: func(ctx context.Context, n int, cmd edgegw.Command) edgegw.Result {
+		if cmd.Kind == edgegw.C2D && n == 1 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return edgegw.Result{Status: 200}
+	}}
+	cfg := hubConfig(h)
+	cfg.MaxCommands = 1
+	p, err := New(cfg, ids, newMemQueue(), d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPool(t, p)
+	defer stop()
+	eventually(t, 10*time.Second, "connected", func() bool { return connected(p) == 1 })
+	for _, b := range []string{"one", "two"} {
+		if _, err := h.SendC2D("dev1", hubsim.C2DMessage{Body: []byte(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "one running, two waiting", func() bool {
+		return len(d.of(edgegw.C2D)) == 1 && goroutinesIn(inOnMessage) == 2
+	})
+	eventually(t, 10*time.Second, "the hub to drop the connection", func() bool { return h.Disconnect("dev1", "") })
+	eventually(t, 10*time.Second, "the waiting message to give up", func() bool { return goroutinesIn(inOnMessage) <= 1 })
+	close(release)
+	eventually(t, 10*time.Second, "both redelivered and completed", func() bool { return len(h.PendingC2D("dev1")) == 0 })
+	runs := map[string]int{}
+	all := d.of(edgegw.C2D)
+	for _, c := range all {
+		runs[string(c.Payload)]++
+	}
+	waited := "two" // paho may start either first
+	if string(all[0].Payload) == "two" {
+		waited = "one"
+	}
+	if runs[waited] != 1 {
+		t.Fatalf("C2D runs %v; want %q (the one waiting) run once, after its redelivery", runs, waited)
+	}
+}
