@@ -190,3 +190,31 @@ func TestDesiredNewerPatchCarriesFailedOne(t *testing.T) {
 		t.Fatalf("desired v%d %s, want v%d with setpoint 20 and mode eco", c.Version, c.Payload, v)
 	}
 }
+
+func TestCombine(t *testing.T) {
+	later := time.Now().Add(time.Hour)
+	patch := func(v int64, doc string) *desiredDoc { return &desiredDoc{doc: []byte(doc), version: v} }
+	full := func(v int64, doc string) *desiredDoc { return &desiredDoc{doc: []byte(doc), version: v, full: true} }
+	for _, c := range []struct {
+		name      string
+		a, b      *desiredDoc
+		want      string
+		version   int64
+		full      bool
+		collapsed bool
+	}{
+		{"first", nil, patch(3, `{"a":1}`), `{"a":1}`, 3, false, false},
+		{"newer patch merges", patch(3, `{"a":1,"$version":3}`), patch(4, `{"b":2,"$version":4}`), `{"$version":4,"a":1,"b":2}`, 4, false, true},
+		{"older arriving later goes under", patch(4, `{"a":2}`), patch(3, `{"a":1,"b":1}`), `{"a":2,"b":1}`, 4, false, true},
+		{"patch onto full stays full", &desiredDoc{doc: []byte(`{"a":1}`), version: 5, full: true, due: later}, patch(6, `{"a":null}`), `{"a":null}`, 6, true, true},
+		{"full replaces", patch(6, `{"x":1}`), full(6, `{"a":1}`), `{"a":1}`, 6, true, false},
+		{"no versions: arrival order", patch(0, `{"a":1}`), patch(0, `{"a":2}`), `{"a":2}`, 0, false, true},
+		{"unmergeable: newest alone", patch(1, `{"a":1}`), patch(2, `{"a":{"b":1}}`), `{"a":{"b":1}}`, 2, false, true},
+	} {
+		got := combine(c.a, c.b)
+		if string(got.doc) != c.want || got.version != c.version || got.full != c.full || got.collapsed != c.collapsed || !got.due.IsZero() {
+			t.Errorf("%s: got %s v%d full %t collapsed %t due %v; want %s v%d full %t collapsed %t due now",
+				c.name, got.doc, got.version, got.full, got.collapsed, got.due, c.want, c.version, c.full, c.collapsed)
+		}
+	}
+}
