@@ -42,8 +42,8 @@
 // from device keys or a DeviceConnect policy, or X.509); "mqtt" speaks to
 // any MQTT 3.1.1 broker with per-identity topic templates.
 //
-// Costs (BenchmarkConnect): 12 goroutines per connected identity (10 of
-// them paho's), and about 60-75 KiB of memory with TLS.
+// Costs (BenchmarkConnect): 13 goroutines per connected identity (10 of
+// them paho's; one applies desired properties), and about 60-75 KiB of memory with TLS.
 package northbound
 
 import (
