@@ -43,7 +43,8 @@
 // any MQTT 3.1.1 broker with per-identity topic templates.
 //
 // Costs (BenchmarkConnect): 13 goroutines per connected identity (10 of
-// them paho's; one applies desired properties), and about 60-75 KiB of memory with TLS.
+// them paho's, one applying desired properties), and about 60-75 KiB of
+// memory with TLS.
 package northbound
 
 import (
