@@ -12,6 +12,7 @@ import (
 	"github.com/edgegw/edgegw/mapping"
 	"github.com/edgegw/edgegw/northbound"
 	"github.com/edgegw/edgegw/southbound"
+	"github.com/edgegw/edgegw/southbound/modbus"
 )
 
 // uplink is the road up: readings become messages, made durable.
@@ -95,8 +96,8 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 
 // withStatus gives an adapter's error the status the hub should see: the
 // adapter refused the value (400), the device or point does not exist
-// (404), the device is not reachable now (503). Device errors (exceptions,
-// timeouts) keep mapping's own statuses (502, 504).
+// (404), the device is not reachable now (503) or did not answer (504).
+// Other device errors (exceptions, failed verification) are 502.
 func withStatus(err error) error {
 	switch {
 	case err == nil:
@@ -107,6 +108,8 @@ func withStatus(err error) error {
 		return mapping.WithStatus(err, 404)
 	case errors.Is(err, southbound.ErrUnavailable):
 		return mapping.WithStatus(err, 503)
+	case errors.Is(err, modbus.ErrTimeout):
+		return mapping.WithStatus(err, 504) // the device did not answer: retried like 503
 	}
 	return err
 }
