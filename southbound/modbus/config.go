@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/southbound/tty"
 )
 
 // Config is the `modbus:` block of one southbound entry: one bus (a Modbus
@@ -40,13 +41,7 @@ type RTUConfig struct {
 }
 
 // RS485Config is the kernel RS-485 mode of a UART (struct serial_rs485).
-type RS485Config struct {
-	RTSOnSend          bool          `yaml:"rts_on_send"`    // RTS high while sending
-	RTSAfterSend       bool          `yaml:"rts_after_send"` // RTS high after sending
-	RXDuringTX         bool          `yaml:"rx_during_tx"`   // receive own frames
-	DelayRTSBeforeSend time.Duration `yaml:"delay_rts_before_send"`
-	DelayRTSAfterSend  time.Duration `yaml:"delay_rts_after_send"`
-}
+type RS485Config = tty.RS485
 
 // DeviceConfig is one unit id on the bus with its points.
 type DeviceConfig struct {

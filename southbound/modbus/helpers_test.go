@@ -1,14 +1,12 @@
 package modbus
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -22,77 +20,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// needTool skips the test when a Debian tool is missing, or fails it when
-// CI is set, so that CI never silently skips.
-func needTool(t testing.TB, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is required in CI: %v", n, err)
-			}
-			t.Skipf("%s not installed (Debian: socat, gcc, libmodbus-dev): %v", n, err)
-		}
-	}
-}
-
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// recorder is an Uplink that keeps every reading.
-type recorder struct {
-	mu       sync.Mutex
-	readings []edgegw.Reading
-	fail     error // returned by Submit when set
-	notify   chan struct{}
-}
-
-func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
-
-func (r *recorder) Submit(ctx context.Context, rd edgegw.Reading) error {
-	r.mu.Lock()
-	err := r.fail
-	if err == nil {
-		r.readings = append(r.readings, rd)
-	}
-	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
-	return err
-}
-
-func (r *recorder) all() []edgegw.Reading {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]edgegw.Reading(nil), r.readings...)
-}
-
-// count returns how many readings of device were recorded.
-func (r *recorder) count(device string) int {
-	n := 0
-	for _, rd := range r.all() {
-		if rd.Device == device {
-			n++
-		}
-	}
-	return n
-}
-
-// last returns the newest reading of device.
-func (r *recorder) last(device string) (edgegw.Reading, bool) {
-	all := r.all()
-	for i := len(all) - 1; i >= 0; i-- {
-		if all[i].Device == device {
-			return all[i], true
-		}
-	}
-	return edgegw.Reading{}, false
 }
 
 // waitFor waits until cond holds, checking after every reading, or fails
@@ -110,25 +42,6 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		case <-tick.C:
 		}
 	}
-}
-
-// runAdapter starts a.Run and stops it at the end of the test.
-func runAdapter(t testing.TB, a *Adapter, up *recorder) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, up) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Errorf("Run did not return within 5s of cancel")
-		}
-	})
 }
 
 func newAdapter(t testing.TB, cfg Config) *Adapter {

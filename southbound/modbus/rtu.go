@@ -9,6 +9,8 @@ import (
 	"time"
 
 	gmodbus "github.com/grid-x/modbus"
+
+	"github.com/edgegw/edgegw/southbound/tty"
 )
 
 const (
@@ -52,7 +54,7 @@ func charTime(cfg RTUConfig) time.Duration {
 func (l *rtuLink) packager() gmodbus.Packager { return gmodbus.NewRTUClientHandler(l.cfg.Device) }
 
 func (l *rtuLink) open(ctx context.Context) error {
-	f, err := openTTY(l.cfg)
+	f, err := tty.Open(l.cfg.settings())
 	if err != nil {
 		return err
 	}

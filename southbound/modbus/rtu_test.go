@@ -7,69 +7,28 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/internal/testpeer"
 	"github.com/edgegw/edgegw/southbound"
+	"github.com/edgegw/edgegw/southbound/tty"
 )
-
-// ptyPair starts `socat -d -d pty,raw,echo=0 pty,raw,echo=0` and returns
-// the two pty paths. socat is stopped when the test ends.
-func ptyPair(t testing.TB) (string, string) {
-	t.Helper()
-	needTool(t, "socat")
-	cmd := exec.Command("socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	re := regexp.MustCompile(`PTY is (\S+)`)
-	found := make(chan []string, 1)
-	go func() {
-		var ptys []string
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				ptys = append(ptys, m[1])
-			}
-			if strings.Contains(sc.Text(), "starting data transfer loop") {
-				found <- ptys
-				break
-			}
-		}
-		io.Copy(io.Discard, stderr) // until socat exits
-	}()
-	select {
-	case ptys := <-found:
-		if len(ptys) != 2 {
-			t.Fatalf("socat gave ptys %v", ptys)
-		}
-		return ptys[0], ptys[1]
-	case <-time.After(5 * time.Second):
-		t.Fatal("socat did not report its ptys within 5s")
-	}
-	return "", ""
-}
 
 // rtuSlave compiles testdata/rtuslave.c (libmodbus) and runs it on dev as
 // unit. It is killed when the test ends.
 func rtuSlave(t testing.TB, dev string, unit int) {
 	t.Helper()
-	needTool(t, "gcc")
+	testpeer.RequireTool(t, "gcc")
 	bin := filepath.Join(t.TempDir(), "rtuslave")
 	out, err := exec.Command("gcc", "-O2", "-o", bin, "testdata/rtuslave.c",
 		"-I/usr/include/modbus", "-lmodbus").CombinedOutput()
 	if err != nil {
-		if os.Getenv("CI") == "" && strings.Contains(string(out), "modbus.h") {
-			t.Skipf("libmodbus-dev not installed: %s", out)
+		if strings.Contains(string(out), "modbus.h") {
+			testpeer.Missing(t, "libmodbus-dev not installed: %s", out)
 		}
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
@@ -137,14 +96,14 @@ func checkPLC(t testing.TB, rd edgegw.Reading) {
 // socat pty pair, with a second, absent unit on the same line that must
 // not stall it.
 func TestRTUAgainstLibmodbus(t *testing.T) {
-	a1, a2 := ptyPair(t)
+	a1, a2, _ := testpeer.PtyPair(t)
 	rtuSlave(t, a1, 1)
 	ghost := simpleDevice("ghost", 2, 20*time.Millisecond)
 	a := newAdapter(t, rtuConfig(a2, plcDevice(20*time.Millisecond), ghost))
-	up := newRecorder()
-	runAdapter(t, a, up)
-	waitFor(t, 10*time.Second, "a reading", func() bool { return up.count("plc") > 0 })
-	rd, _ := up.last("plc")
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 10*time.Second, "a reading", func() bool { return up.Count("plc") > 0 })
+	rd, _ := up.Last("plc")
 	checkPLC(t, rd)
 
 	for _, w := range []struct {
@@ -156,7 +115,7 @@ func TestRTUAgainstLibmodbus(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, "the written values read back", func() bool {
-		rd, _ := up.last("plc")
+		rd, _ := up.Last("plc")
 		sp, _ := pointValue(rd, "sp")
 		f, _ := sp.Float()
 		pump, _ := pointValue(rd, "pump")
@@ -164,11 +123,11 @@ func TestRTUAgainstLibmodbus(t *testing.T) {
 		return f > 123.39 && f < 123.41 && pump == edgegw.Bool(true) && flag == edgegw.Bool(true)
 	})
 	waitFor(t, 20*time.Second, "40 readings while the ghost unit times out", func() bool {
-		return up.count("plc") >= 40 && a.Stats().Devices[1].Errors.Timeout >= 2
+		return up.Count("plc") >= 40 && a.Stats().Devices[1].Errors.Timeout >= 2
 	})
 	st := a.Stats()
-	if up.count("ghost") != 0 || st.Devices[1].State != "down" {
-		t.Errorf("ghost: %d readings, stats %+v", up.count("ghost"), st.Devices[1])
+	if up.Count("ghost") != 0 || st.Devices[1].State != "down" {
+		t.Errorf("ghost: %d readings, stats %+v", up.Count("ghost"), st.Devices[1])
 	}
 	if n := st.Devices[0].Errors.Total(); n != 0 {
 		t.Errorf("plc had %d errors: %+v (last %s)", n, st.Devices[0].Errors, st.Devices[0].LastError)
@@ -179,7 +138,7 @@ func TestRTUAgainstLibmodbus(t *testing.T) {
 // port gets a descriptor above 1023 (where select(2)-based serial packages
 // panic), then talks RTU.
 func TestRTUAbove1024Descriptors(t *testing.T) {
-	a1, a2 := ptyPair(t)
+	a1, a2, _ := testpeer.PtyPair(t)
 	rtuSlave(t, a1, 1)
 	var files []*os.File
 	t.Cleanup(func() {
@@ -195,10 +154,10 @@ func TestRTUAbove1024Descriptors(t *testing.T) {
 		files = append(files, f)
 	}
 	a := newAdapter(t, rtuConfig(a2, plcDevice(10*time.Millisecond)))
-	up := newRecorder()
-	runAdapter(t, a, up)
-	waitFor(t, 10*time.Second, "5 readings", func() bool { return up.count("plc") >= 5 })
-	rd, _ := up.last("plc")
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 10*time.Second, "5 readings", func() bool { return up.Count("plc") >= 5 })
+	rd, _ := up.Last("plc")
 	checkPLC(t, rd)
 	if err := write(a, "plc", "sp", edgegw.Int(7)); err != nil {
 		t.Fatal(err)
@@ -232,8 +191,8 @@ func descriptorOf(t testing.TB, path string) int {
 // cut frame, an exception, then good answers. Each is counted by kind and
 // the device keeps being read.
 func TestRTUFramingFaults(t *testing.T) {
-	a1, a2 := ptyPair(t)
-	peer, err := openTTY(RTUConfig{Device: a1, Baud: 115200, Parity: "N", DataBits: 8, StopBits: 1})
+	a1, a2, _ := testpeer.PtyPair(t)
+	peer, err := tty.Open((&RTUConfig{Device: a1, Baud: 115200, Parity: "N", DataBits: 8, StopBits: 1}).settings())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,14 +225,14 @@ func TestRTUFramingFaults(t *testing.T) {
 
 	d := DeviceConfig{Name: "d", Unit: 1, Poll: 10 * time.Millisecond, Points: []PointConfig{{Name: "v", Table: "holding", Address: 0}}}
 	a := newAdapter(t, rtuConfig(a2, d))
-	up := newRecorder()
-	runAdapter(t, a, up)
-	waitFor(t, 10*time.Second, "3 good readings", func() bool { return up.count("d") >= 3 })
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 10*time.Second, "3 good readings", func() bool { return up.Count("d") >= 3 })
 	e := a.Stats().Devices[0].Errors
 	if e.CRC != 1 || e.WrongUnit != 1 || e.Short != 1 || e.Exceptions[2] != 1 || e.Protocol != 1 {
 		t.Errorf("errors: %+v", e)
 	}
-	for _, rd := range up.all() {
+	for _, rd := range up.Readings() {
 		if v, _ := pointValue(rd, "v"); v != edgegw.Uint(7) {
 			t.Errorf("reading %v", rd.Points)
 		}
@@ -286,7 +245,7 @@ func TestRTUMissingPortRetries(t *testing.T) {
 	cfg := rtuConfig(filepath.Join(t.TempDir(), "ttyNone"), plcDevice(time.Second))
 	cfg.BackoffMax = 20 * time.Millisecond
 	a := newAdapter(t, cfg)
-	runAdapter(t, a, newRecorder())
+	testpeer.RunAdapter(t, a, new(testpeer.Uplink))
 	waitFor(t, 5*time.Second, "3 failed opens", func() bool { return a.Stats().ConnectErrs >= 3 })
 	if err := write(a, "plc", "sp", edgegw.Int(1)); !errors.Is(err, southbound.ErrUnavailable) {
 		t.Errorf("write without a port: %v", err)
@@ -296,9 +255,9 @@ func TestRTUMissingPortRetries(t *testing.T) {
 // TestRTURS485OnPty: a pty has no RS-485 mode; asking for it fails the
 // open with a clear error rather than silently ignoring the setting.
 func TestRTURS485OnPty(t *testing.T) {
-	_, a2 := ptyPair(t)
-	f, err := openTTY(RTUConfig{Device: a2, Baud: 9600, Parity: "E", DataBits: 8, StopBits: 1,
-		RS485: &RS485Config{RTSOnSend: true}})
+	_, a2, _ := testpeer.PtyPair(t)
+	f, err := tty.Open((&RTUConfig{Device: a2, Baud: 9600, Parity: "E", DataBits: 8, StopBits: 1,
+		RS485: &RS485Config{RTSOnSend: true}}).settings())
 	if err == nil {
 		f.Close()
 		t.Fatal("rs485 mode accepted on a pty")
@@ -306,7 +265,7 @@ func TestRTURS485OnPty(t *testing.T) {
 	if !strings.Contains(err.Error(), "rs485 mode on "+a2) {
 		t.Errorf("error %q", err)
 	}
-	f, err = openTTY(RTUConfig{Device: a2, Baud: 19200, Parity: "O", DataBits: 7, StopBits: 2})
+	f, err = tty.Open((&RTUConfig{Device: a2, Baud: 19200, Parity: "O", DataBits: 7, StopBits: 2}).settings())
 	if err != nil {
 		t.Fatalf("7O2 on a pty: %v", err)
 	}

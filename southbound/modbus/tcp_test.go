@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/internal/testpeer"
 	"github.com/edgegw/edgegw/southbound"
 	sv "github.com/simonvetter/modbus"
 )
@@ -49,11 +50,11 @@ func TestTCPDecodesEveryType(t *testing.T) {
 	s := startSlave(t, 1)
 	dev := allTypesDevice(t, s)
 	a := newAdapter(t, Config{TCP: s.addr, Devices: []DeviceConfig{dev}})
-	up := newRecorder()
-	runAdapter(t, a, up)
-	waitFor(t, 5*time.Second, "first reading", func() bool { return up.count("meter") > 0 })
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 5*time.Second, "first reading", func() bool { return up.Count("meter") > 0 })
 
-	rd, _ := up.last("meter")
+	rd, _ := up.Last("meter")
 	if rd.Adapter != "mb" || rd.Time.IsZero() {
 		t.Errorf("reading header: %+v", rd)
 	}
@@ -113,13 +114,13 @@ func TestTCPBatchingRequestCount(t *testing.T) {
 				d.Points = append(d.Points, PointConfig{Name: fmt.Sprint(a), Table: "holding", Address: a})
 			}
 			a := newAdapter(t, Config{TCP: s.addr, Devices: []DeviceConfig{d}})
-			up := newRecorder()
-			runAdapter(t, a, up)
-			waitFor(t, 5*time.Second, "reading", func() bool { return up.count("d") > 0 })
+			up := new(testpeer.Uplink)
+			testpeer.RunAdapter(t, a, up)
+			waitFor(t, 5*time.Second, "reading", func() bool { return up.Count("d") > 0 })
 			if got := s.requests(1); got != tc.want {
 				t.Errorf("%d requests, want %d", got, tc.want)
 			}
-			if rd, _ := up.last("d"); len(rd.Points) != tc.points {
+			if rd, _ := up.Last("d"); len(rd.Points) != tc.points {
 				t.Errorf("%d points, want %d", len(rd.Points), tc.points)
 			}
 		})
@@ -158,22 +159,22 @@ func TestTCPDeadUnitDoesNotStallNeighbours(t *testing.T) {
 	a := newAdapter(t, Config{TCP: s.addr, Timeout: 300 * time.Millisecond, BackoffMax: 600 * time.Millisecond,
 		Devices: []DeviceConfig{simpleDevice("one", 1, 20*time.Millisecond), simpleDevice("two", 2, 20*time.Millisecond),
 			simpleDevice("three", 3, 20*time.Millisecond)}})
-	up := newRecorder()
-	runAdapter(t, a, up)
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
 	waitFor(t, 20*time.Second, "60 readings from unit 1 and 3", func() bool {
-		return up.count("one") >= 60 && up.count("three") >= 60
+		return up.Count("one") >= 60 && up.Count("three") >= 60
 	})
 	st := a.Stats()
 	two := st.Devices[1]
-	if up.count("two") != 0 {
-		t.Errorf("%d readings from the dead unit", up.count("two"))
+	if up.Count("two") != 0 {
+		t.Errorf("%d readings from the dead unit", up.Count("two"))
 	}
 	if two.State != "down" && two.Errors.Timeout == 0 {
 		t.Errorf("dead unit stats: %+v", two)
 	}
-	if two.Errors.Timeout < 2 || two.Requests > uint64(up.count("one"))/3 {
+	if two.Errors.Timeout < 2 || two.Requests > uint64(up.Count("one"))/3 {
 		t.Errorf("dead unit: %d timeouts in %d requests while unit 1 gave %d readings (want back-off)",
-			two.Errors.Timeout, two.Requests, up.count("one"))
+			two.Errors.Timeout, two.Requests, up.Count("one"))
 	}
 	for _, i := range []int{0, 2} {
 		// Zero unless the machine stalls for a whole timeout.
@@ -184,7 +185,7 @@ func TestTCPDeadUnitDoesNotStallNeighbours(t *testing.T) {
 	if st.Disconnects != 0 {
 		t.Errorf("%d disconnects; a dead unit must not cost the connection", st.Disconnects)
 	}
-	rd, _ := up.last("one")
+	rd, _ := up.Last("one")
 	if v, _ := pointValue(rd, "a"); v != edgegw.Uint(7) {
 		t.Errorf("unit 1 a = %v", v)
 	}
@@ -208,10 +209,10 @@ func TestTCPExceptionsCountedAndPointsOmitted(t *testing.T) {
 		return fault{}
 	})
 	a := newAdapter(t, Config{TCP: s.addr, Devices: []DeviceConfig{simpleDevice("d", 1, 10*time.Millisecond)}})
-	up := newRecorder()
-	runAdapter(t, a, up)
-	waitFor(t, 5*time.Second, "3 readings", func() bool { return up.count("d") >= 3 })
-	for _, rd := range up.all() {
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 5*time.Second, "3 readings", func() bool { return up.Count("d") >= 3 })
+	for _, rd := range up.Readings() {
 		if _, ok := pointValue(rd, "b"); ok {
 			t.Fatalf("point b sent although its read failed: %+v", rd.Points)
 		}
@@ -253,10 +254,10 @@ func TestTCPSplitsOnIllegalAddress(t *testing.T) {
 	d := DeviceConfig{Name: "d", Unit: 1, Poll: 10 * time.Millisecond, MaxGap: 1, Points: []PointConfig{
 		{Name: "x", Table: "holding", Address: 0}, {Name: "y", Table: "holding", Address: 2}}}
 	a := newAdapter(t, Config{TCP: s.addr, Devices: []DeviceConfig{d}})
-	up := newRecorder()
-	runAdapter(t, a, up)
-	waitFor(t, 5*time.Second, "a reading", func() bool { return up.count("d") >= 1 })
-	rd, _ := up.last("d")
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 5*time.Second, "a reading", func() bool { return up.Count("d") >= 1 })
+	rd, _ := up.Last("d")
 	x, _ := pointValue(rd, "x")
 	y, _ := pointValue(rd, "y")
 	if x != edgegw.Uint(1) || y != edgegw.Uint(3) {
@@ -282,10 +283,10 @@ func TestTCPDropReconnects(t *testing.T) {
 	})
 	a := newAdapter(t, Config{TCP: s.addr, BackoffMax: 50 * time.Millisecond,
 		Devices: []DeviceConfig{simpleDevice("d", 1, 5*time.Millisecond)}})
-	up := newRecorder()
-	runAdapter(t, a, up)
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
 	waitFor(t, 10*time.Second, "3 disconnects and 10 readings", func() bool {
-		return a.Stats().Disconnects >= 3 && up.count("d") >= 10
+		return a.Stats().Disconnects >= 3 && up.Count("d") >= 10
 	})
 	st := a.Stats()
 	if st.Connects < 3 || st.Devices[0].Errors.Link < 3 {
@@ -299,8 +300,8 @@ func TestTCPReconnectsForever(t *testing.T) {
 	addr := freePort(t)
 	a := newAdapter(t, Config{TCP: addr, BackoffMax: 20 * time.Millisecond,
 		Devices: []DeviceConfig{simpleDevice("d", 1, 10*time.Millisecond)}})
-	up := newRecorder()
-	runAdapter(t, a, up)
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
 	waitFor(t, 10*time.Second, "5 failed connects", func() bool { return a.Stats().ConnectErrs >= 5 })
 	err := a.Execute(context.Background(), edgegw.Action{Kind: edgegw.WritePoint, Device: "d", Point: "zz"})
 	if !errors.Is(err, southbound.ErrUnknownTarget) {
@@ -318,7 +319,7 @@ func TestTCPReconnectsForever(t *testing.T) {
 	}
 	defer srv.Stop()
 	defer close(s.quit)
-	waitFor(t, 10*time.Second, "a reading after the slave appeared", func() bool { return up.count("d") > 0 })
+	waitFor(t, 10*time.Second, "a reading after the slave appeared", func() bool { return up.Count("d") > 0 })
 	if !a.Stats().Connected {
 		t.Error("not connected")
 	}
@@ -329,9 +330,9 @@ func TestTCPReconnectsForever(t *testing.T) {
 func TestTCPSubmitErrorsCounted(t *testing.T) {
 	s := startSlave(t, 1)
 	a := newAdapter(t, Config{TCP: s.addr, Devices: []DeviceConfig{simpleDevice("d", 1, 5*time.Millisecond)}})
-	up := newRecorder()
-	up.fail = errors.New("disk full")
-	runAdapter(t, a, up)
+	up := new(testpeer.Uplink)
+	up.SetFail(func(int) error { return errors.New("disk full") })
+	testpeer.RunAdapter(t, a, up)
 	waitFor(t, 5*time.Second, "5 submit errors", func() bool { return a.Stats().Devices[0].SubmitErrors >= 5 })
 }
 
@@ -350,7 +351,7 @@ func TestTCPStopsPromptly(t *testing.T) {
 	a := newAdapter(t, Config{TCP: s.addr, Timeout: 10 * time.Second, Devices: []DeviceConfig{simpleDevice("d", 1, time.Second)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, newRecorder()) }()
+	go func() { done <- a.Run(ctx, new(testpeer.Uplink)) }()
 	<-started
 	t0 := time.Now()
 	cancel()
@@ -362,7 +363,7 @@ func TestTCPStopsPromptly(t *testing.T) {
 	if d := time.Since(t0); d > time.Second {
 		t.Errorf("Run took %s to return after cancel", d)
 	}
-	if err := a.Run(context.Background(), newRecorder()); err == nil {
+	if err := a.Run(context.Background(), new(testpeer.Uplink)); err == nil {
 		t.Error("second Run succeeded")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/southbound/tty"
 )
 
 // Validate checks the config after SetDefaults. Error paths are relative to
@@ -53,28 +54,31 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// parities maps the Modbus spelling of parity to tty's.
+var parities = map[string]tty.Parity{"N": tty.ParityNone, "E": tty.ParityEven, "O": tty.ParityOdd}
+
+// settings is the serial line of r for tty.Open.
+func (r *RTUConfig) settings() tty.Settings {
+	return tty.Settings{Device: r.Device, Baud: r.Baud, Parity: parities[r.Parity],
+		DataBits: r.DataBits, StopBits: r.StopBits, RS485: r.RS485}
+}
+
+// validate checks the Modbus spelling of parity and the 7 or 8 data bits a
+// Modbus line carries, then leaves the rest of the line to tty.
 func (r *RTUConfig) validate() error {
 	var errs []error
-	if r.Device == "" {
-		errs = append(errs, edgegw.Errorf("device", "must be set (a serial device such as /dev/ttyUSB0)"))
-	}
-	if _, ok := baudRates[r.Baud]; !ok {
-		errs = append(errs, edgegw.Errorf("baud", "unsupported baud rate (got %d)", r.Baud))
-	}
-	if r.Parity != "N" && r.Parity != "E" && r.Parity != "O" {
+	s := r.settings()
+	if _, ok := parities[r.Parity]; !ok {
 		errs = append(errs, edgegw.Errorf("parity", `must be "N", "E" or "O" (got %q)`, r.Parity))
+		s.Parity = tty.ParityNone // reported above, in the spelling of this config
 	}
 	if r.DataBits != 7 && r.DataBits != 8 {
 		errs = append(errs, edgegw.Errorf("data_bits", "must be 7 or 8 (got %d)", r.DataBits))
+		s.DataBits = 8 // reported above: narrower than tty's 5..8
 	}
-	if r.StopBits != 1 && r.StopBits != 2 {
-		errs = append(errs, edgegw.Errorf("stop_bits", "must be 1 or 2 (got %d)", r.StopBits))
-	}
+	errs = append(errs, s.Validate())
 	if r.FrameGap < 0 {
 		errs = append(errs, edgegw.Errorf("frame_gap", "must be >= 0 (got %s)", r.FrameGap))
-	}
-	if s := r.RS485; s != nil && (s.DelayRTSBeforeSend < 0 || s.DelayRTSAfterSend < 0) {
-		errs = append(errs, edgegw.Errorf("rs485", "delays must be >= 0"))
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/internal/testpeer"
 	"github.com/edgegw/edgegw/southbound"
 	sv "github.com/simonvetter/modbus"
 )
@@ -59,9 +60,9 @@ func TestTCPWrites(t *testing.T) {
 	s := startSlave(t, 1)
 	s.setRegs(1, false, 10, mustHex("8001")) // other bits of the flag register must survive
 	a := newAdapter(t, Config{TCP: s.addr, Devices: []DeviceConfig{writableDevice()}})
-	up := newRecorder()
-	runAdapter(t, a, up)
-	waitFor(t, 5*time.Second, "connected", func() bool { return up.count("plc") > 0 })
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 5*time.Second, "connected", func() bool { return up.Count("plc") > 0 })
 
 	steps := []struct {
 		point string
@@ -124,7 +125,7 @@ func TestTCPWrites(t *testing.T) {
 		t.Errorf("stats: %d writes, %d errors", st.Writes, st.WriteErrors)
 	}
 	waitFor(t, 5*time.Second, "a reading with the written values", func() bool {
-		rd, _ := up.last("plc")
+		rd, _ := up.Last("plc")
 		v, _ := pointValue(rd, "temp")
 		return v == edgegw.Float(13)
 	})
@@ -136,9 +137,9 @@ func TestTCPWriteVerifyFails(t *testing.T) {
 	s := startSlave(t, 1)
 	s.ignoreWrites = true
 	a := newAdapter(t, Config{TCP: s.addr, Devices: []DeviceConfig{writableDevice()}})
-	up := newRecorder()
-	runAdapter(t, a, up)
-	waitFor(t, 5*time.Second, "connected", func() bool { return up.count("plc") > 0 })
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 5*time.Second, "connected", func() bool { return up.Count("plc") > 0 })
 	for _, p := range []string{"sp", "run", "flag"} {
 		if err := write(a, "plc", p, edgegw.Int(1)); !errors.Is(err, ErrVerify) {
 			t.Errorf("%s: %v, want ErrVerify", p, err)
@@ -157,9 +158,9 @@ func TestTCPWriteVerifyFails(t *testing.T) {
 func TestTCPWriteException(t *testing.T) {
 	s := startSlave(t, 1)
 	a := newAdapter(t, Config{TCP: s.addr, Devices: []DeviceConfig{writableDevice()}})
-	up := newRecorder()
-	runAdapter(t, a, up)
-	waitFor(t, 5*time.Second, "connected", func() bool { return up.count("plc") > 0 })
+	up := new(testpeer.Uplink)
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 5*time.Second, "connected", func() bool { return up.Count("plc") > 0 })
 	s.setInject(func(unit uint8, fc int, addr, qty uint16) fault {
 		if fc >= 5 {
 			return fault{err: errIllegalValue}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/southbound/tty"
 )
 
 // Config configures one serial port and the devices whose lines arrive on it.
@@ -71,6 +72,15 @@ var kinds = map[string]edgegw.Kind{
 	"bool": edgegw.KindBool, "string": edgegw.KindString,
 }
 
+// parities maps the spelling of parity in this config to tty's.
+var parities = map[string]tty.Parity{"none": tty.ParityNone, "even": tty.ParityEven, "odd": tty.ParityOdd}
+
+// settings is the serial line of c for tty.Open.
+func (c *Config) settings() tty.Settings {
+	return tty.Settings{Device: c.Device, Baud: c.Baud, Parity: parities[c.Parity],
+		DataBits: c.DataBits, StopBits: c.StopBits}
+}
+
 // SetDefaults fills zero fields with defaults.
 func (c *Config) SetDefaults() {
 	if c.Baud == 0 {
@@ -116,21 +126,12 @@ func (c *Config) SetDefaults() {
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(path, format string, args ...any) { errs = append(errs, edgegw.Errorf(path, format, args...)) }
-	if c.Device == "" {
-		add("device", "must be set")
-	}
-	if _, ok := baudRates[c.Baud]; !ok {
-		add("baud", "must be a standard rate such as 9600 or 115200 (got %d)", c.Baud)
-	}
-	if c.Parity != "none" && c.Parity != "even" && c.Parity != "odd" {
+	line := c.settings()
+	if _, ok := parities[c.Parity]; !ok {
 		add("parity", "must be none, even or odd (got %q)", c.Parity)
+		line.Parity = tty.ParityNone // reported above, in the spelling of this config
 	}
-	if c.DataBits < 5 || c.DataBits > 8 {
-		add("data_bits", "must be 5..8 (got %d)", c.DataBits)
-	}
-	if c.StopBits != 1 && c.StopBits != 2 {
-		add("stop_bits", "must be 1 or 2 (got %d)", c.StopBits)
-	}
+	errs = append(errs, line.Validate())
 	if len(c.Delimiter) > 8 {
 		add("delimiter", "must be at most 8 bytes (got %d)", len(c.Delimiter))
 	}

@@ -2,96 +2,34 @@ package serial
 
 import (
 	"bufio"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
-	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/internal/testpeer"
+	"github.com/edgegw/edgegw/southbound/tty"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// needTool skips when a Debian tool is missing, or fails under CI.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (required under CI): %v", name, err)
-		}
-		t.Skipf("%s not installed (apt-get install %s); skipping", name, name)
-	}
-	return p
-}
 
 // ptyPair is a socat-connected pair of ptys reachable through stable links.
 type ptyPair struct {
 	t          *testing.T
 	linkA      string // the gateway's side
 	linkB      string // the sensor's side
-	cmd        *exec.Cmd
 	ptsA, ptsB string // the /dev/pts paths socat reported
+	stop       func() // ends socat, which removes the links
 }
 
-var ptyRE = regexp.MustCompile(`PTY is (\S+)`)
-
-// startSocat starts `socat -d -d pty,raw,echo=0 pty,raw,echo=0` with links
-// in dir and waits until it transfers data.
+// startSocat starts a socat pty pair with links ttyA and ttyB in dir.
 func startSocat(t *testing.T, dir string) *ptyPair {
 	t.Helper()
-	socat := needTool(t, "socat")
 	p := &ptyPair{t: t, linkA: filepath.Join(dir, "ttyA"), linkB: filepath.Join(dir, "ttyB")}
-	p.cmd = exec.Command(socat, "-d", "-d", "pty,raw,echo=0,link="+p.linkA, "pty,raw,echo=0,link="+p.linkB)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan []string, 1)
-	go func() {
-		var pts []string
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := ptyRE.FindStringSubmatch(sc.Text()); m != nil {
-				pts = append(pts, m[1])
-			}
-			if strings.Contains(sc.Text(), "starting data transfer loop") {
-				ready <- pts
-			}
-		}
-	}()
-	select {
-	case pts := <-ready:
-		if len(pts) != 2 {
-			t.Fatalf("socat reported %v", pts)
-		}
-		p.ptsA, p.ptsB = pts[0], pts[1]
-	case <-time.After(5 * time.Second):
-		p.stop()
-		t.Fatal("socat did not start")
-	}
-	t.Cleanup(p.stop)
+	p.ptsA, p.ptsB, p.stop = testpeer.PtyPair(t, p.linkA, p.linkB)
 	return p
-}
-
-// stop ends socat with SIGTERM, so it removes its links.
-func (p *ptyPair) stop() {
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	_ = p.cmd.Wait()
 }
 
 // peer opens the sensor's side.
@@ -99,7 +37,7 @@ func (p *ptyPair) peer() *peer {
 	p.t.Helper()
 	c := Config{Device: p.linkB}
 	c.SetDefaults()
-	f, err := openTTY(&c)
+	f, err := tty.Open(c.settings())
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -131,30 +69,6 @@ func (p *peer) readLine() string {
 	return s
 }
 
-type recorder struct {
-	mu sync.Mutex
-	rs []edgegw.Reading
-}
-
-func (r *recorder) Submit(_ context.Context, rd edgegw.Reading) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rs = append(r.rs, rd)
-	return nil
-}
-
-func (r *recorder) get() []edgegw.Reading {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]edgegw.Reading(nil), r.rs...)
-}
-
-func (r *recorder) wait(t *testing.T, n int) []edgegw.Reading {
-	t.Helper()
-	eventually(t, "readings", func() bool { return len(r.get()) >= n })
-	return r.get()
-}
-
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -178,26 +92,13 @@ func testConfig(device string) Config {
 }
 
 // run starts an adapter until the test ends.
-func run(t *testing.T, cfg Config, up *recorder) *Adapter {
+func run(t *testing.T, cfg Config, up *testpeer.Uplink) *Adapter {
 	t.Helper()
 	a, err := New("ser", cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, up) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return")
-		}
-	})
+	testpeer.RunAdapter(t, a, up)
 	return a
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/southbound"
+	"github.com/edgegw/edgegw/southbound/tty"
 )
 
 // Adapter is one serial port.
@@ -97,7 +98,7 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	delay := minDelay
 	failures := 0
 	for ctx.Err() == nil {
-		f, err := openTTY(&a.cfg)
+		f, err := tty.Open(a.cfg.settings())
 		if err != nil {
 			a.openFailures.Add(1)
 			if failures++; failures == 1 || failures%20 == 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/internal/testpeer"
 	"github.com/edgegw/edgegw/southbound"
 )
 
@@ -27,7 +28,7 @@ func TestLinesToReadings(t *testing.T) {
 	pp := startSocat(t, t.TempDir())
 	cfg := testConfig(pp.linkA)
 	cfg.MaxLine = 64
-	rec := &recorder{}
+	rec := &testpeer.Uplink{}
 	a := run(t, cfg, rec)
 	eventually(t, "port open", a.isOpen)
 	peer := pp.peer()
@@ -38,7 +39,7 @@ func TestLinesToReadings(t *testing.T) {
 	peer.write(strings.Repeat("T=9.9 ", 30) + "\n") // too long: garbage, resynchronised
 	peer.write("T=x\n")                             // matches nothing
 	peer.write("T=-3.25\n")
-	rs := rec.wait(t, 4)
+	rs := rec.Wait(t, 4)
 	var got []string
 	for _, r := range rs {
 		got = append(got, pointsOf(r))
@@ -61,7 +62,7 @@ func TestSendFrameAndPoll(t *testing.T) {
 	cfg := testConfig(pp.linkA)
 	cfg.Poll = "READ?\r\n"
 	cfg.PollInterval = 50 * time.Millisecond
-	rec := &recorder{}
+	rec := &testpeer.Uplink{}
 	a, err := New("ser", cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func TestSendFrameAndPoll(t *testing.T) {
 		t.Fatalf("peer got %q, want the poll", l)
 	}
 	peer.write("T=1.5\n")
-	rec.wait(t, 1)
+	rec.Wait(t, 1)
 	if err := a.Execute(context.Background(), send); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func TestHighDescriptor(t *testing.T) {
 		}
 		files = append(files, f)
 	}
-	rec := &recorder{}
+	rec := &testpeer.Uplink{}
 	a := run(t, testConfig(pp.linkA), rec)
 	eventually(t, "port open", a.isOpen)
 	fd := portFD(t, pp.ptsA)
@@ -128,7 +129,7 @@ func TestHighDescriptor(t *testing.T) {
 	}
 	peer := pp.peer()
 	peer.write("T=7.5\n")
-	if rs := rec.wait(t, 1); pointsOf(rs[0]) != "thermo:temp=7.5degC" {
+	if rs := rec.Wait(t, 1); pointsOf(rs[0]) != "thermo:temp=7.5degC" {
 		t.Errorf("got %s", pointsOf(rs[0]))
 	}
 	if err := a.Execute(context.Background(), edgegw.Action{Kind: edgegw.SendFrame, Device: "thermo", Payload: []byte("X")}); err != nil {
@@ -164,7 +165,7 @@ func portFD(t *testing.T, pts string) int {
 // returns: the adapter keeps reopening and reads again.
 func TestReopen(t *testing.T) {
 	dir := t.TempDir()
-	rec := &recorder{}
+	rec := &testpeer.Uplink{}
 	a := run(t, testConfig(filepath.Join(dir, "ttyA")), rec)
 	eventually(t, "failed opens", func() bool { return a.Stats().OpenFails >= 2 })
 	if a.isOpen() {
@@ -173,7 +174,7 @@ func TestReopen(t *testing.T) {
 	pp := startSocat(t, dir)
 	eventually(t, "port open", a.isOpen)
 	pp.peer().write("T=1.0\n")
-	rec.wait(t, 1)
+	rec.Wait(t, 1)
 
 	pp.stop()
 	eventually(t, "port loss noticed", func() bool { return a.Stats().Reopens >= 1 })
@@ -184,9 +185,9 @@ func TestReopen(t *testing.T) {
 	// existed; keep writing until a reading arrives.
 	eventually(t, "reading after reopen", func() bool {
 		peer.write("T=2.0\n")
-		return len(rec.get()) >= 2
+		return len(rec.Readings()) >= 2
 	})
-	if rs := rec.get(); pointsOf(rs[1]) != "thermo:temp=2degC" {
+	if rs := rec.Readings(); pointsOf(rs[1]) != "thermo:temp=2degC" {
 		t.Errorf("got %s", pointsOf(rs[1]))
 	}
 }
