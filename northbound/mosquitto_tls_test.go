@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/identity"
+	"github.com/edgegw/edgegw/internal/testpeer"
 )
 
 // testCA issues certificates for the mosquitto TLS tests.
@@ -77,7 +78,7 @@ func (ca *testCA) issue(t *testing.T, name string, server bool) (certFile, keyFi
 // against a CA file: one identity with a client certificate, one with a
 // username and password, one with a wrong password (refused, alone).
 func TestMQTTProfileTLSMosquitto(t *testing.T) {
-	passwd := needTool(t, "mosquitto_passwd")
+	passwd := testpeer.RequireTool(t, "mosquitto_passwd")
 	dir := t.TempDir()
 	ca := newTestCA(t, dir)
 	sc, sk := ca.issue(t, "server", true)
@@ -131,7 +132,7 @@ func TestMQTTProfileTLSMosquitto(t *testing.T) {
 // startMosquittoConf runs mosquitto with the config conf(port) returns.
 func startMosquittoConf(t *testing.T, conf func(port int) string) int {
 	t.Helper()
-	bin := needTool(t, "mosquitto")
+	bin := testpeer.RequireTool(t, "mosquitto")
 	port := freePort(t)
 	path := filepath.Join(t.TempDir(), "mosquitto.conf")
 	body := conf(port)

@@ -8,10 +8,11 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/internal/testpeer"
 )
 
 func TestConnectAuth(t *testing.T) {
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	a := start(t, baseConfig(), up)
 	url := brokerURL(a)
 	for _, tc := range []struct {
@@ -42,7 +43,7 @@ func TestConnectAuth(t *testing.T) {
 // Another user cannot take over a connected client's session by reusing
 // its client id.
 func TestNoSessionTakeoverAcrossUsers(t *testing.T) {
-	a := start(t, baseConfig(), newTestUplink())
+	a := start(t, baseConfig(), new(testpeer.Uplink))
 	c := connect(t, pahoOpts(brokerURL(a), "shared-id", "sensor", "pw3"))
 	if err := connectErr(t, pahoOpts(brokerURL(a), "shared-id", "watcher", "pw4")); err == nil {
 		t.Fatal("second user took over the session")
@@ -55,11 +56,11 @@ func TestNoSessionTakeoverAcrossUsers(t *testing.T) {
 func TestAnonymousWhenAllowed(t *testing.T) {
 	cfg := baseConfig()
 	cfg.AllowAnonymous = true
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	a := start(t, cfg, up)
 	c := connect(t, pahoOpts(brokerURL(a), "anon", "", ""))
 	publish(t, c, "devices/any/messages/events/", 1, "x")
-	if rs := up.waitStored(t, 1); rs[0].Message.Identity != "any" {
+	if rs := up.Wait(t, 1); rs[0].Message.Identity != "any" {
 		t.Errorf("got %s", fmtReading(rs[0]))
 	}
 	// A configured username still needs its password.
@@ -71,7 +72,7 @@ func TestAnonymousWhenAllowed(t *testing.T) {
 // dev1 may not publish as dev2: a v3 QoS 1 publish on a denied topic gets
 // no PUBACK and the client is disconnected; nothing reaches the uplink.
 func TestACLDeniesOtherDevice(t *testing.T) {
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	a := start(t, baseConfig(), up)
 	c := connect(t, pahoOpts(brokerURL(a), "dev1", "dev1", "pw1"))
 	c.Publish("devices/dev2/messages/events/", 0, false, "qos0 spoof") // dropped silently
@@ -80,7 +81,7 @@ func TestACLDeniesOtherDevice(t *testing.T) {
 		t.Fatal("spoofed publish acknowledged")
 	}
 	eventually(t, "disconnect", func() bool { return !c.IsConnectionOpen() })
-	if rs := up.stored(); len(rs) != 0 {
+	if rs := up.Readings(); len(rs) != 0 {
 		t.Errorf("spoofed readings stored: %v", rs)
 	}
 	if s := a.Stats(); s.ACLDenied < 2 {
@@ -89,7 +90,7 @@ func TestACLDeniesOtherDevice(t *testing.T) {
 	// A user with a wildcard publish filter still speaks only for itself.
 	cfg := baseConfig()
 	cfg.Users[0].Publish = []string{"devices/+/messages/events/#"}
-	up2 := newTestUplink()
+	up2 := new(testpeer.Uplink)
 	a2 := start(t, cfg, up2)
 	c2 := connect(t, pahoOpts(brokerURL(a2), "dev1", "dev1", "pw1"))
 	tok = c2.Publish("devices/dev2/messages/events/", 1, false, "spoof")
@@ -99,7 +100,7 @@ func TestACLDeniesOtherDevice(t *testing.T) {
 }
 
 func TestACLSubscribe(t *testing.T) {
-	a := start(t, baseConfig(), newTestUplink())
+	a := start(t, baseConfig(), new(testpeer.Uplink))
 	c := connect(t, pahoOpts(brokerURL(a), "dev1", "dev1", "pw1"))
 	for topic, want := range map[string]byte{
 		"devices/dev1/messages/devicebound/#": 1,
@@ -152,7 +153,7 @@ func TestCovers(t *testing.T) {
 // not check it), and a will on the IoT Hub surface is handed up marked as
 // IoT Hub marks it.
 func TestWill(t *testing.T) {
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	a := start(t, baseConfig(), up)
 	o := pahoOpts(brokerURL(a), "dev1", "dev1", "pw1").SetWill("devices/dev2/messages/devicebound/", "spoof", 1, false)
 	if err := connectErr(t, o); err == nil {
@@ -173,7 +174,7 @@ func TestWill(t *testing.T) {
 		t.Fatalf("connack: %d %x %v", typ, body, err)
 	}
 	r.c.Close()
-	rs := up.waitStored(t, 1)
+	rs := up.Wait(t, 1)
 	m := rs[0].Message
 	if string(m.Body) != "gone" || m.Identity != "dev1" ||
 		len(m.Properties) != 1 || m.Properties[0] != (edgegw.Property{Key: "iothub-MessageType", Value: "Will"}) {

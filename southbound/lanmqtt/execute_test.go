@@ -23,11 +23,12 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/internal/testpeer"
 	"github.com/edgegw/edgegw/southbound"
 )
 
 func TestExecuteReachesPahoSubscriber(t *testing.T) {
-	a := start(t, baseConfig(), newTestUplink())
+	a := start(t, baseConfig(), new(testpeer.Uplink))
 	ctx := context.Background()
 	topic := "devices/dev1/messages/devicebound/%24.mid=m1&k=v"
 	act := edgegw.Action{Adapter: "lan", Device: "dev1", Kind: edgegw.PublishLAN, Topic: topic, Payload: []byte("hello")}
@@ -77,9 +78,9 @@ func TestExecuteBeforeRun(t *testing.T) {
 }
 
 func TestMosquittoClients(t *testing.T) {
-	pub := needTool(t, "mosquitto_pub")
-	sub := needTool(t, "mosquitto_sub")
-	up := newTestUplink()
+	pub := testpeer.RequireTool(t, "mosquitto_pub")
+	sub := testpeer.RequireTool(t, "mosquitto_sub")
+	up := new(testpeer.Uplink)
 	a := start(t, baseConfig(), up)
 	p := port(a)
 
@@ -89,7 +90,7 @@ func TestMosquittoClients(t *testing.T) {
 	if err != nil {
 		t.Fatalf("mosquitto_pub: %v: %s", err, out)
 	}
-	rs := up.waitStored(t, 1)
+	rs := up.Wait(t, 1)
 	if m := rs[0].Message; m.Identity != "dev1" || m.ContentType != "application/json" || string(m.Body) != `{"a":1}` {
 		t.Errorf("got %s", fmtReading(rs[0]))
 	}
@@ -165,7 +166,7 @@ func TestTLSAndWebsocket(t *testing.T) {
 	cfg := baseConfig()
 	cfg.TLS = &TLSConfig{CertFile: certFile, KeyFile: keyFile}
 	cfg.Websocket = "127.0.0.1:0"
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	a := start(t, cfg, up)
 	tlsCfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 
@@ -173,7 +174,7 @@ func TestTLSAndWebsocket(t *testing.T) {
 	publish(t, c, "devices/dev1/messages/events/", 1, "over tls")
 	c2 := connect(t, pahoOpts("wss://"+a.WebsocketAddr().String()+"/", "dev2", "dev2", "pw2").SetTLSConfig(tlsCfg))
 	publish(t, c2, "devices/dev2/messages/events/", 1, "over websocket")
-	rs := up.waitStored(t, 2)
+	rs := up.Wait(t, 2)
 	if string(rs[0].Message.Body) != "over tls" || string(rs[1].Message.Body) != "over websocket" {
 		t.Errorf("got %s, %s", fmtReading(rs[0]), fmtReading(rs[1]))
 	}
@@ -195,7 +196,7 @@ func TestListenInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Run(context.Background(), newTestUplink()); err == nil {
+	if err := a.Run(context.Background(), new(testpeer.Uplink)); err == nil {
 		t.Fatal("Run succeeded on a port in use")
 	}
 }

@@ -1,13 +1,9 @@
 package lanmqtt
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,93 +11,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/internal/testpeer"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// needTool skips when a Debian tool is missing, or fails under CI.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (required under CI): %v", name, err)
-		}
-		t.Skipf("%s not installed (apt-get install mosquitto-clients); skipping", name)
-	}
-	return p
-}
-
-// testUplink is the seam between the adapter and the gateway: it records
-// what Submit was given and answers with a programmable error.
-type testUplink struct {
-	mu       sync.Mutex
-	readings []edgegw.Reading
-	fail     func(n int) error // n counts Submit calls from 1; nil = accept
-	calls    int
-	gate     chan struct{} // when non-nil, Submit waits for it to close
-	got      chan struct{} // signalled (non-blocking) after each Submit
-}
-
-func newTestUplink() *testUplink { return &testUplink{got: make(chan struct{}, 1)} }
-
-func (u *testUplink) Submit(ctx context.Context, r edgegw.Reading) error {
-	u.mu.Lock()
-	u.calls++
-	n, fail, gate := u.calls, u.fail, u.gate
-	u.mu.Unlock()
-	defer func() {
-		select {
-		case u.got <- struct{}{}:
-		default:
-		}
-	}()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if fail != nil {
-		if err := fail(n); err != nil {
-			return err
-		}
-	}
-	u.mu.Lock()
-	u.readings = append(u.readings, r)
-	u.mu.Unlock()
-	return nil
-}
-
-func (u *testUplink) setFail(f func(int) error) {
-	u.mu.Lock()
-	u.fail = f
-	u.mu.Unlock()
-}
-
-func (u *testUplink) stored() []edgegw.Reading {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]edgegw.Reading(nil), u.readings...)
-}
-
-// waitStored waits until n readings are stored.
-func (u *testUplink) waitStored(t *testing.T, n int) []edgegw.Reading {
-	t.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
-		if rs := u.stored(); len(rs) >= n {
-			return rs
-		}
-		select {
-		case <-u.got:
-		case <-deadline:
-			t.Fatalf("want %d stored readings, have %d", n, len(u.stored()))
-		}
-	}
 }
 
 var errDisk = errors.New("disk full")
@@ -126,30 +40,15 @@ func baseConfig() Config {
 }
 
 // start runs an adapter for cfg until the test ends.
-func start(t *testing.T, cfg Config, up *testUplink) *Adapter {
+func start(t *testing.T, cfg Config, up *testpeer.Uplink) *Adapter {
 	t.Helper()
 	a, err := New("lan", cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, up) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return after cancel")
-		}
-	})
+	testpeer.RunAdapter(t, a, up)
 	select {
 	case <-a.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
 	case <-time.After(5 * time.Second):
 		t.Fatal("not ready")
 	}

@@ -11,16 +11,17 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/internal/testpeer"
 	"github.com/edgegw/edgegw/southbound"
 )
 
 func TestHubSurfaceTelemetry(t *testing.T) {
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	a := start(t, baseConfig(), up)
 	c := connect(t, pahoOpts(brokerURL(a), "dev1", "dev1", "pw1"))
 	publish(t, c, "devices/dev1/messages/events/%24.mid=mid-1&%24.cid=cid%201&%24.ct=application%2Fjson&%24.ce=utf-8&alert=yes%26no&%24.sub=sub1", 1, `{"t":21.5}`)
 	publish(t, c, "devices/dev1/messages/events/", 1, "plain")
-	rs := up.waitStored(t, 2)
+	rs := up.Wait(t, 2)
 	m := rs[0].Message
 	if rs[0].Adapter != "lan" || rs[0].Device != "dev1" || m == nil {
 		t.Fatalf("reading %s", fmtReading(rs[0]))
@@ -47,11 +48,11 @@ func TestHubSurfaceTelemetry(t *testing.T) {
 func TestModuleIdentity(t *testing.T) {
 	cfg := baseConfig()
 	cfg.Users = append(cfg.Users, User{Username: "mod", Password: "pwm", Device: "gw/filter"})
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	a := start(t, cfg, up)
 	c := connect(t, pahoOpts(brokerURL(a), "gw/filter", "mod", "pwm"))
 	publish(t, c, "devices/gw/modules/filter/messages/events/%24.on=out1/", 1, "x")
-	rs := up.waitStored(t, 1)
+	rs := up.Wait(t, 1)
 	if m := rs[0].Message; m.Identity != "gw/filter" || rs[0].Device != "gw/filter" ||
 		!slices.Equal(m.Properties, []edgegw.Property{{Key: "$.on", Value: "out1"}}) {
 		t.Errorf("got %s", fmtReading(rs[0]))
@@ -61,9 +62,9 @@ func TestModuleIdentity(t *testing.T) {
 // The PUBACK is written only after Submit returned: while Submit is held
 // the publish token stays open.
 func TestPubackOnlyAfterSubmit(t *testing.T) {
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	gate := make(chan struct{})
-	up.gate = gate
+	up.SetGate(gate)
 	a := start(t, baseConfig(), up)
 	c := connect(t, pahoOpts(brokerURL(a), "dev1", "dev1", "pw1"))
 	tok := c.Publish("devices/dev1/messages/events/", 1, false, "held")
@@ -74,15 +75,15 @@ func TestPubackOnlyAfterSubmit(t *testing.T) {
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("no PUBACK after Submit returned: %v", tok.Error())
 	}
-	up.waitStored(t, 1)
+	up.Wait(t, 1)
 }
 
 // A Submit failure means no PUBACK: the v3 client is disconnected, and a
 // client with a persistent session resends after reconnecting, so the
 // message is stored once the uplink recovers.
 func TestSubmitFailureNoPubackThenRetry(t *testing.T) {
-	up := newTestUplink()
-	up.setFail(func(n int) error {
+	up := new(testpeer.Uplink)
+	up.SetFail(func(n int) error {
 		if n == 1 {
 			return errDisk
 		}
@@ -105,7 +106,7 @@ func TestSubmitFailureNoPubackThenRetry(t *testing.T) {
 	// paho may complete the token across the reconnect without a PUBACK
 	// (a known paho trait), so the proof is the uplink and the counters.
 	tok.WaitTimeout(5 * time.Second)
-	rs := up.waitStored(t, 1)
+	rs := up.Wait(t, 1)
 	if string(rs[0].Message.Body) != "retry-me" {
 		t.Errorf("stored %s", fmtReading(rs[0]))
 	}
@@ -117,8 +118,8 @@ func TestSubmitFailureNoPubackThenRetry(t *testing.T) {
 
 // Without a session to resume, the failed publish is simply never acked.
 func TestSubmitFailureNoPuback(t *testing.T) {
-	up := newTestUplink()
-	up.setFail(func(int) error { return errDisk })
+	up := new(testpeer.Uplink)
+	up.SetFail(func(int) error { return errDisk })
 	a := start(t, baseConfig(), up)
 	c := connect(t, pahoOpts(brokerURL(a), "dev1", "dev1", "pw1"))
 	tok := c.Publish("devices/dev1/messages/events/", 1, false, "lost")
@@ -134,8 +135,8 @@ func TestSubmitFailureNoPuback(t *testing.T) {
 // ErrRejected: a v3 client gets its PUBACK (it must not resend forever),
 // the message is counted and not forwarded to LAN subscribers.
 func TestRejectedV3(t *testing.T) {
-	up := newTestUplink()
-	up.setFail(func(n int) error {
+	up := new(testpeer.Uplink)
+	up.SetFail(func(n int) error {
 		if n == 1 {
 			return fmt.Errorf("identity not owned: %w", southbound.ErrRejected)
 		}
@@ -167,14 +168,14 @@ func TestRejectedV3(t *testing.T) {
 }
 
 func TestTopicSurface(t *testing.T) {
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	a := start(t, baseConfig(), up)
 	c := connect(t, pahoOpts(brokerURL(a), "s1", "sensor", "pw3"))
 	publish(t, c, "plant/7/temp", 1, `{"v": 20.5}`)
 	publish(t, c, "plant/hall/a/b", 0, "not json")
 	publish(t, c, "plant/other", 1, "unrouted") // allowed, but no rule: LAN traffic only
 	publish(t, c, "plant/hall/x", 1, "3")
-	rs := up.waitStored(t, 3)
+	rs := up.Wait(t, 3)
 	type got struct{ dev, ct, body string }
 	var gs []got
 	for _, r := range rs {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegw/edgegw/internal/testpeer"
 	"github.com/edgegw/edgegw/southbound"
 )
 
@@ -107,8 +108,8 @@ func (r *rawClient) publishV5(id uint16, topic string, payload []byte) byte {
 func TestRejectedV5ReasonCodes(t *testing.T) {
 	cfg := baseConfig()
 	cfg.MaxMessageBytes = 100
-	up := newTestUplink()
-	up.setFail(func(n int) error {
+	up := new(testpeer.Uplink)
+	up.SetFail(func(n int) error {
 		if n == 1 {
 			return southbound.ErrRejected
 		}
@@ -137,8 +138,8 @@ func TestRejectedV5ReasonCodes(t *testing.T) {
 // A v5 publisher whose message could not be stored gets no PUBACK but a
 // DISCONNECT (server busy).
 func TestSubmitFailureV5Disconnect(t *testing.T) {
-	up := newTestUplink()
-	up.setFail(func(int) error { return errDisk })
+	up := new(testpeer.Uplink)
+	up.SetFail(func(int) error { return errDisk })
 	a := start(t, baseConfig(), up)
 	r := dialRaw(t, a)
 	r.connectV5("dev1", "dev1", "pw1")
@@ -158,7 +159,7 @@ func TestSubmitFailureV5Disconnect(t *testing.T) {
 // Garbage never crashes the broker, and a silent connection is closed
 // after connect_timeout.
 func TestMalformedInput(t *testing.T) {
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	cfg := baseConfig()
 	cfg.ConnectTimeout = 500 * time.Millisecond
 	a := start(t, cfg, up)
@@ -211,14 +212,14 @@ func TestMalformedInput(t *testing.T) {
 	// Still serving.
 	c := connect(t, pahoOpts(brokerURL(a), "dev1", "dev1", "pw1"))
 	publish(t, c, "devices/dev1/messages/events/", 1, "still alive")
-	up.waitStored(t, 1)
+	up.Wait(t, 1)
 }
 
 // Shutdown does not wait for a peer that never sends CONNECT.
 func TestShutdownWithSilentPeer(t *testing.T) {
 	cfg := baseConfig()
 	cfg.ConnectTimeout = time.Hour
-	a := start(t, cfg, newTestUplink())
+	a := start(t, cfg, new(testpeer.Uplink))
 	c, err := net.Dial("tcp", a.Addr().String())
 	if err != nil {
 		t.Fatal(err)

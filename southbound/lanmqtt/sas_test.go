@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/internal/testpeer"
 	"github.com/edgegw/edgegw/iothub"
 )
 
@@ -100,13 +101,13 @@ func TestVerifySAS(t *testing.T) {
 // A device connecting as to IoT Hub (username with api-version, SAS token
 // password) is accepted and may speak for its identity only.
 func TestSASConnect(t *testing.T) {
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	a := start(t, sasConfig(), up)
 	user := "myhub.azure-devices.net/dev3/?api-version=2021-04-12&DeviceClientType=test"
 	tok := makeSAS("myhub.azure-devices.net", "dev3", key3, time.Now().Add(time.Hour))
 	c := connect(t, pahoOpts(brokerURL(a), "dev3", user, tok))
 	publish(t, c, "devices/dev3/messages/events/k=v", 1, "sas")
-	if rs := up.waitStored(t, 1); rs[0].Message.Identity != "dev3" {
+	if rs := up.Wait(t, 1); rs[0].Message.Identity != "dev3" {
 		t.Errorf("got %s", fmtReading(rs[0]))
 	}
 	if err := connectErr(t, pahoOpts(brokerURL(a), "dev3", user, makeSAS("h", "dev3", otherKey, time.Now().Add(time.Hour)))); err == nil {
@@ -130,16 +131,13 @@ func TestAzureDeviceSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(modules, "azure-iot-device-mqtt")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Azure IoT SDK missing (run npm ci --prefix hubsim/sdktest): %v", err)
-		}
-		t.Skipf("Azure IoT SDK missing (run npm ci --prefix hubsim/sdktest): %v", err)
+		testpeer.Missing(t, "Azure IoT SDK missing (run npm ci --prefix hubsim/sdktest): %v", err)
 	}
-	node := needTool(t, "node")
+	node := testpeer.RequireTool(t, "node")
 	certFile, keyFile, _ := writeCert(t)
 	cfg := sasConfig()
 	cfg.TLS = &TLSConfig{CertFile: certFile, KeyFile: keyFile}
-	up := newTestUplink()
+	up := new(testpeer.Uplink)
 	a := start(t, cfg, up)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -155,7 +153,7 @@ func TestAzureDeviceSDK(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("node: %v\n%s", err, out.String())
 	}
-	rs := up.waitStored(t, 2)
+	rs := up.Wait(t, 2)
 	m := rs[0].Message
 	if m.Identity != "dev3" || string(m.Body) != `{"temperature":21.5}` || m.MessageID != "mid-1" || m.CorrelationID != "cid 1" ||
 		m.ContentType != "application/json" || m.ContentEncoding != "utf-8" ||
