@@ -78,3 +78,23 @@ func RunAdapter(t testing.TB, a southbound.Adapter, up southbound.Uplink) {
 		}
 	})
 }
+
+// FillDescriptors opens n descriptors (on /dev/null) that stay open until
+// the test ends, so the next ones opened get numbers above n: with n 1100, a
+// serial port lands above 1023, where select(2)-based libraries panic.
+func FillDescriptors(t testing.TB, n int) {
+	t.Helper()
+	files := make([]*os.File, 0, n)
+	t.Cleanup(func() {
+		for _, f := range files {
+			f.Close()
+		}
+	})
+	for range n {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatalf("open descriptor %d: %v", len(files), err)
+		}
+		files = append(files, f)
+	}
+}

@@ -140,19 +140,7 @@ func TestRTUAgainstLibmodbus(t *testing.T) {
 func TestRTUAbove1024Descriptors(t *testing.T) {
 	a1, a2, _ := testpeer.PtyPair(t)
 	rtuSlave(t, a1, 1)
-	var files []*os.File
-	t.Cleanup(func() {
-		for _, f := range files {
-			f.Close()
-		}
-	})
-	for range 1100 {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			t.Fatalf("open descriptor %d: %v", len(files), err)
-		}
-		files = append(files, f)
-	}
+	testpeer.FillDescriptors(t, 1100)
 	a := newAdapter(t, rtuConfig(a2, plcDevice(10*time.Millisecond)))
 	up := new(testpeer.Uplink)
 	testpeer.RunAdapter(t, a, up)

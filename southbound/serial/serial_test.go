@@ -107,19 +107,7 @@ func TestSendFrameAndPoll(t *testing.T) {
 // serial libraries panic.
 func TestHighDescriptor(t *testing.T) {
 	pp := startSocat(t, t.TempDir())
-	var files []*os.File
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for range 1100 {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			t.Fatalf("open #%d: %v", len(files), err)
-		}
-		files = append(files, f)
-	}
+	testpeer.FillDescriptors(t, 1100)
 	rec := &testpeer.Uplink{}
 	a := run(t, testConfig(pp.linkA), rec)
 	eventually(t, "port open", a.isOpen)
