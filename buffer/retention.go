@@ -55,14 +55,8 @@ func (q *Queue) expired(t time.Time, cl class, now time.Time) bool {
 func (c *cycle) dropExpired(r *request) {
 	c.cur = r
 	defer func() { c.cur = nil }()
-	if c.err != nil {
-		r.err = c.err
-		return
-	}
-	c.q.mu.RLock()
-	s := c.q.streams[r.stream]
-	c.q.mu.RUnlock()
-	if s == nil || s.id == 0 {
+	s := c.target(r)
+	if s == nil {
 		return
 	}
 	for _, seq := range r.seqs {

@@ -203,18 +203,29 @@ func (c *cycle) append(r *request) {
 	}
 }
 
-// ack deletes the records of r.stream up to r.upto, in chunks.
-func (c *cycle) ack(r *request) {
-	c.cur = r
-	defer func() { c.cur = nil }()
+// target returns the stream r works on, or nil when there is nothing to
+// do: the stream holds no records yet, or the cycle has failed (then r
+// fails with it).
+func (c *cycle) target(r *request) *stream {
 	if c.err != nil {
 		r.err = c.err
-		return
+		return nil
 	}
 	c.q.mu.RLock()
 	s := c.q.streams[r.stream]
 	c.q.mu.RUnlock()
 	if s == nil || s.id == 0 {
+		return nil
+	}
+	return s
+}
+
+// ack deletes the records of r.stream up to r.upto, in chunks.
+func (c *cycle) ack(r *request) {
+	c.cur = r
+	defer func() { c.cur = nil }()
+	s := c.target(r)
+	if s == nil {
 		return
 	}
 	var next uint64
