@@ -175,7 +175,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	if runErr == nil && ctx.Err() == nil {
 		close(g.ready)
-		g.notifier.ready(g.log)
+		g.notifier.ready(g.log, func() { g.Status() })
 		runErr = g.wait(ctx, failed)
 	}
 	g.notifier.stopping()

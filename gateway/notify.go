@@ -11,9 +11,9 @@ import (
 )
 
 // notifier speaks systemd's sd_notify protocol (Type=notify): READY=1 once
-// every room has started, WATCHDOG=1 at half the watchdog period while
-// running, STOPPING=1 when the drain begins. Without $NOTIFY_SOCKET it does
-// nothing.
+// every room has started, WATCHDOG=1 at half the watchdog period while every
+// room answers, STOPPING=1 when the drain begins. Without $NOTIFY_SOCKET it
+// does nothing.
 type notifier struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -49,7 +49,11 @@ func watchdogInterval() time.Duration {
 	return time.Duration(usec) * time.Microsecond / 2
 }
 
-func (n *notifier) ready(log *slog.Logger) {
+// ready sends READY=1 and, when systemd's watchdog is on, WATCHDOG=1 every
+// half period for as long as alive returns: alive takes a snapshot of every
+// room's state, so a room stuck holding its lock stops the pings and
+// systemd restarts the process.
+func (n *notifier) ready(log *slog.Logger, alive func()) {
 	if err := sdNotify("READY=1"); err != nil {
 		log.Warn("cannot notify systemd", "err", err)
 	}
@@ -66,17 +70,25 @@ func (n *notifier) ready(log *slog.Logger) {
 			case <-n.stop:
 				return
 			case <-t.C:
+				alive()
 				_ = sdNotify("WATCHDOG=1")
 			}
 		}
 	})
 }
 
+// stopping sends STOPPING=1 and stops the watchdog pings. A ping stuck in
+// a hung room is not waited for: the process is on its way out.
 func (n *notifier) stopping() {
 	_ = sdNotify("STOPPING=1")
 	if n.stop != nil {
 		close(n.stop)
-		n.wg.Wait()
+		done := make(chan struct{})
+		go func() { n.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
 		n.stop = nil
 	}
 }
