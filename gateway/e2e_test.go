@@ -41,7 +41,7 @@ southbound:
 	return cfg
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -49,7 +49,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // startGateway runs gw until the test ends and waits for it to be ready.
-func startGateway(t *testing.T, cfg *Config) *Gateway {
+func startGateway(t testing.TB, cfg *Config) *Gateway {
 	t.Helper()
 	gw, err := New(cfg, testLogger(t))
 	if err != nil {
@@ -79,7 +79,7 @@ func startGateway(t *testing.T, cfg *Config) *Gateway {
 	return gw
 }
 
-func lanClient(t *testing.T, gw *Gateway, id, password string) mqtt.Client {
+func lanClient(t testing.TB, gw *Gateway, id, password string) mqtt.Client {
 	t.Helper()
 	lan := gw.Adapter("lan").(*lanmqtt.Adapter)
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + lan.Addr().String()).
