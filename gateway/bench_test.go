@@ -2,8 +2,8 @@ package gateway
 
 import (
 	"context"
-	"encoding/base64"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"strconv"
