@@ -45,6 +45,9 @@ func (u *uplink) Submit(ctx context.Context, r edgegw.Reading) error {
 		entries = append(entries, buffer.Entry{Stream: string(m.Identity), Data: data, Alarm: m.Alarm})
 	}
 	err = u.queue.Append(ctx, entries...)
+	if err != nil {
+		u.mapper.Forget(r) // not stored: its points are due again on the next reading
+	}
 	if errors.Is(err, buffer.ErrTooLarge) {
 		return fmt.Errorf("%w: %s/%s: %w", southbound.ErrRejected, r.Adapter, r.Device, err)
 	}

@@ -170,5 +170,32 @@ func (m *Mapper) downC2D(p *Plan) {
 		}
 		act.Topic = string(topic)
 	}
+	if r.kind == edgegw.SendFrame {
+		if err := checkFrame(cmd.Payload); err != nil {
+			p.reject(400, fmt.Sprintf("c2d frame: %v", err))
+			return
+		}
+	}
 	p.Actions = []edgegw.Action{act}
+}
+
+// MaxC2DFrame is the longest C2D body a send rule passes to a serial device.
+const MaxC2DFrame = 256
+
+// checkFrame refuses a C2D body bound for a serial line that could carry
+// more than one command: control characters (line terminators among them;
+// the adapter adds its own terminator) or more than MaxC2DFrame bytes.
+func checkFrame(b []byte) error {
+	if len(b) == 0 {
+		return errors.New("empty body")
+	}
+	if len(b) > MaxC2DFrame {
+		return fmt.Errorf("%d bytes, at most %d", len(b), MaxC2DFrame)
+	}
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return fmt.Errorf("control character 0x%02x at byte %d: one message is one command", c, i)
+		}
+	}
+	return nil
 }

@@ -22,9 +22,9 @@ import (
 //
 // The error wraps ErrNoRoute when no rule routes the reading.
 //
-// Change-of-value state advances when Up returns a point: if the gateway
-// fails to store the message, the point is sent again on its next change or
-// after max_silence.
+// Change-of-value state advances when Up returns a point; a caller that
+// then fails to store the messages calls Forget, so the next reading of
+// those points is sent whatever its value.
 func (m *Mapper) Up(r edgegw.Reading) ([]edgegw.Message, error) {
 	if r.Message != nil {
 		return m.upMessage(r)
@@ -88,6 +88,19 @@ func (m *Mapper) Up(r edgegw.Reading) ([]edgegw.Message, error) {
 		})
 	}
 	return out, nil
+}
+
+// Forget drops the change-of-value state of r's points, for a caller that
+// could not store the messages Up made from r: the next reading of those
+// points is due in full, so no value stays unsent (a stale twin property
+// would otherwise wait for a change).
+func (m *Mapper) Forget(r edgegw.Reading) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, pt := range r.Points {
+		delete(m.cov, covKey{r.Adapter, r.Device, pt.Name, false})
+		delete(m.cov, covKey{r.Adapter, r.Device, pt.Name, true})
+	}
 }
 
 // sel is one point value selected for a message.
