@@ -39,7 +39,9 @@ type Config struct {
 	// A subscriber that falls further behind loses messages (counted).
 	MaxPending int `yaml:"max_pending"`
 	// MaxInflight bounds unacknowledged QoS>0 messages held per client
-	// (default 1024).
+	// (default 64). It is also the memory bound of a session, connected or
+	// offline and persistent: up to max_inflight × max_message_bytes each
+	// (16 MiB with the defaults), times max_clients in the worst case.
 	MaxInflight int `yaml:"max_inflight"`
 	// SessionExpiry is how long a disconnected persistent session is kept
 	// (default 1h).
@@ -101,7 +103,7 @@ const (
 	DefaultListen          = "127.0.0.1:1883"
 	DefaultMaxMessageBytes = 256 * 1024
 	DefaultMaxPending      = 256
-	DefaultMaxInflight     = 1024
+	DefaultMaxInflight     = 64
 	DefaultSessionExpiry   = time.Hour
 	DefaultConnectTimeout  = 10 * time.Second
 	DefaultMaxClients      = 1000

@@ -31,7 +31,7 @@ session_expiry: 2h
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxMessageBytes != 256<<10 || c.MaxPending != 256 || c.SessionExpiry != 2*time.Hour || c.ConnectTimeout != 10*time.Second {
+	if c.MaxMessageBytes != 256<<10 || c.MaxPending != 256 || c.SessionExpiry != 2*time.Hour || c.ConnectTimeout != 10*time.Second || c.MaxInflight != 64 {
 		t.Errorf("defaults: %+v", c)
 	}
 	if c.Points("lan") != nil {

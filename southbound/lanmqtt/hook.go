@@ -110,11 +110,12 @@ var (
 //     PUBACK, and a QoS>0 publisher is disconnected so that it resends
 //     after reconnecting;
 //   - refused for good (ErrRejected, too large, bad property bag): a v5
-//     publisher gets a PUBACK with an error reason code; a v3 publisher
-//     gets a plain PUBACK (v3 has no negative ack, and withholding it would
-//     make the device resend a message that can never be accepted, forever,
-//     blocking its in-flight window) and the message is not forwarded. Both
-//     are counted and logged, rate-limited.
+//     QoS 1 publisher gets a PUBACK with an error reason code; a v3
+//     publisher gets a plain PUBACK (v3 has no negative ack, and withholding
+//     it would make the device resend a message that can never be accepted,
+//     forever, blocking its in-flight window), and a QoS 2 publisher of
+//     either version a plain PUBREC/PUBCOMP; the message is not forwarded.
+//     All are counted and logged, rate-limited.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil // our own Execute publishes
@@ -137,7 +138,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		if pk.FixedHeader.Qos == 0 {
 			return pk, fmt.Errorf("lanmqtt: %w: %w", packets.ErrRejectPacket, err)
 		}
-		if cl.Properties.ProtocolVersion == 5 {
+		// mochi answers a returned reason code with a PUBACK, which is the
+		// wrong packet for QoS 2: there a refused message gets a plain
+		// PUBREC/PUBCOMP, as on v3.
+		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos == 1 {
 			switch {
 			case errors.Is(err, errTooLarge):
 				return pk, codeTooLarge

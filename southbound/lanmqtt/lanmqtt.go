@@ -142,7 +142,7 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	)
 	var ws *wsListener
 	if wsln != nil && err == nil {
-		ws = newWSListener(wsln, tlsCfg)
+		ws = newWSListener(wsln, tlsCfg, a.cfg.ConnectTimeout)
 		err = srv.AddListener(newTrackedListener("ws", ws, a.cfg.ConnectTimeout, onErr))
 	}
 	if err == nil {
@@ -182,6 +182,10 @@ func (a *Adapter) options() *mqtt.Options {
 	caps.MaximumClientWritesPending = int32(a.cfg.MaxPending)
 	caps.MaximumInflight = uint16(a.cfg.MaxInflight)
 	caps.ReceiveMaximum = 256
+	// The ACL check (OnACLCheck) sees the topic before mochi resolves an
+	// inbound alias, so an aliased publish would be refused; advertise no
+	// aliases and v5 clients must send the topic every time.
+	caps.TopicAliasMaximum = 0
 	caps.MaximumSessionExpiryInterval = uint32(a.cfg.SessionExpiry / time.Second)
 	// Room for the topic and properties beside the largest payload; larger
 	// packets are refused before mochi allocates them.

@@ -25,7 +25,14 @@ type wsListener struct {
 	wg    sync.WaitGroup
 }
 
-func newWSListener(ln net.Listener, tlsCfg *tls.Config) *wsListener {
+// wsMaxHeaderBytes bounds the upgrade request's header: the port serves
+// only upgrades, which need a few hundred bytes.
+const wsMaxHeaderBytes = 8 << 10
+
+// newWSListener serves upgrades on ln. timeout (connect_timeout) bounds
+// reading the upgrade request; keep-alives are off, so a peer that does not
+// upgrade is closed after its one request instead of idling.
+func newWSListener(ln net.Listener, tlsCfg *tls.Config, timeout time.Duration) *wsListener {
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
@@ -40,7 +47,10 @@ func newWSListener(ln net.Listener, tlsCfg *tls.Config) *wsListener {
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	l.srv = &http.Server{
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: timeout,
+		ReadTimeout:       timeout, // cleared on hijack, so it never limits MQTT
+		IdleTimeout:       timeout,
+		MaxHeaderBytes:    wsMaxHeaderBytes,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := up.Upgrade(w, r, nil)
 			if err != nil {
@@ -53,6 +63,7 @@ func newWSListener(ln net.Listener, tlsCfg *tls.Config) *wsListener {
 			}
 		}),
 	}
+	l.srv.SetKeepAlivesEnabled(false)
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
