@@ -3,6 +3,7 @@ package simulator
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/edgegw/edgegw"
@@ -47,6 +48,10 @@ const (
 	DefaultInterval = time.Second
 	DefaultPeriod   = time.Minute
 )
+
+// maxCounter is the largest counter max: 2^53, the largest float64 below
+// which every integer is exact.
+const maxCounter = 1 << 53
 
 var kinds = map[string]edgegw.Kind{
 	"sine": edgegw.KindFloat, "ramp": edgegw.KindFloat, "random": edgegw.KindFloat,
@@ -104,8 +109,22 @@ func (c *Config) Validate() error {
 			if _, ok := kinds[pt.Kind]; !ok {
 				add(pp+".kind", "must be sine, ramp, random, constant, toggle or counter (got %q)", pt.Kind)
 			}
-			if pt.Min > pt.Max {
+			for _, f := range []struct {
+				name string
+				v    float64
+			}{{"min", pt.Min}, {"max", pt.Max}, {"value", pt.Value}} {
+				if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+					add(pp+"."+f.name, "must be a finite number (got %g)", f.v)
+				}
+			}
+			switch {
+			case pt.Min > pt.Max:
 				add(pp+".max", "must be >= min (got min %g, max %g)", pt.Min, pt.Max)
+			case math.IsInf(pt.Max-pt.Min, 0):
+				add(pp+".max", "max - min must be a finite number (got min %g, max %g)", pt.Min, pt.Max)
+			}
+			if pt.Kind == "counter" && !(pt.Max >= 0 && pt.Max <= maxCounter && pt.Max == math.Trunc(pt.Max)) {
+				add(pp+".max", "must be an integer in 0..2^53 for a counter (got %g)", pt.Max)
 			}
 			if pt.Period <= 0 {
 				add(pp+".period", "must be > 0 (got %s)", pt.Period)

@@ -3,6 +3,7 @@ package simulator
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -210,6 +211,10 @@ func TestConfig(t *testing.T) {
 	if c.Devices[0].Interval != time.Second || c.Devices[0].Points[2].Period != time.Minute {
 		t.Errorf("defaults: %+v", c.Devices[0])
 	}
+	c.Devices[0].Points[5].Max = 1 << 53 // the largest counter max
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	pts := c.Points("sim")
 	if len(pts) != 7 || pts[0] != (edgegw.PointInfo{Adapter: "sim", Device: "boiler", Point: "temp", Kind: edgegw.KindFloat}) ||
 		pts[4].Kind != edgegw.KindBool || !pts[4].Writable || pts[5].Kind != edgegw.KindInt {
@@ -226,6 +231,17 @@ func TestConfig(t *testing.T) {
 		{func(c *Config) { c.Devices[0].Points[1].Name = "temp" }, "devices[0].points[1].name"},
 		{func(c *Config) { c.Devices[0].Points[0].Min = 100 }, "devices[0].points[0].max"},
 		{func(c *Config) { c.Devices[1].Points = nil }, "devices[1].points"},
+		{func(c *Config) { c.Devices[0].Points[0].Min = math.NaN() }, "devices[0].points[0].min"},
+		{func(c *Config) { c.Devices[0].Points[1].Max = math.NaN() }, "devices[0].points[1].max"},
+		{func(c *Config) { c.Devices[0].Points[1].Max = math.Inf(1) }, "devices[0].points[1].max"},
+		{func(c *Config) { c.Devices[0].Points[3].Value = math.NaN() }, "devices[0].points[3].value"},
+		{func(c *Config) {
+			c.Devices[0].Points[2].Min, c.Devices[0].Points[2].Max = -math.MaxFloat64, math.MaxFloat64
+		}, "devices[0].points[2].max"},
+		{func(c *Config) { c.Devices[0].Points[5].Max = 1e300 }, "devices[0].points[5].max"},
+		{func(c *Config) { c.Devices[0].Points[5].Max = 1<<53 + 2 }, "devices[0].points[5].max"},
+		{func(c *Config) { c.Devices[0].Points[5].Max = 2.5 }, "devices[0].points[5].max"},
+		{func(c *Config) { c.Devices[0].Points[5].Min, c.Devices[0].Points[5].Max = -3, -1 }, "devices[0].points[5].max"},
 	} {
 		c := testConfig()
 		c.SetDefaults()
