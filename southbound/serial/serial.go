@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/southbound"
 	"github.com/edgegw/edgegw/southbound/tty"
@@ -223,6 +225,10 @@ func (a *Adapter) Execute(ctx context.Context, act edgegw.Action) error {
 	if !known {
 		return fmt.Errorf("serial %s: device %q: %w", a.name, act.Device, southbound.ErrUnknownTarget)
 	}
+	if len(act.Payload) > a.cfg.MaxLine {
+		return fmt.Errorf("serial %s: send to %s: frame of %d bytes is longer than max_line %d: %w",
+			a.name, act.Device, len(act.Payload), a.cfg.MaxLine, southbound.ErrRejected)
+	}
 	frame := append(append(make([]byte, 0, len(act.Payload)+len(a.cfg.Terminator)), act.Payload...), a.cfg.Terminator...)
 	if err := a.write(ctx, frame); err != nil {
 		return fmt.Errorf("serial %s: send to %s: %w", a.name, act.Device, err)
@@ -230,8 +236,20 @@ func (a *Adapter) Execute(ctx context.Context, act edgegw.Action) error {
 	return nil
 }
 
+// bitsPerByte is the line time of one byte: start, 8 data, stop (parity
+// and a second stop bit only add margin to the estimate).
+const bitsPerByte = 10
+
 // write writes b to the open port within write_timeout (or ctx's deadline).
+// A frame that cannot go out within write_timeout at the configured baud is
+// refused (ErrRejected) before any byte is queued. After a failed write the
+// kernel's output queue is flushed, so that a partly queued frame does not
+// prefix the next one.
 func (a *Adapter) write(ctx context.Context, b []byte) error {
+	if need := time.Duration(len(b)) * bitsPerByte * time.Second / time.Duration(a.cfg.Baud); need > a.cfg.WriteTimeout {
+		return fmt.Errorf("frame of %d bytes needs %s at %d baud, more than write_timeout %s: %w",
+			len(b), need, a.cfg.Baud, a.cfg.WriteTimeout, southbound.ErrRejected)
+	}
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
 	a.mu.Lock()
@@ -249,9 +267,30 @@ func (a *Adapter) write(ctx context.Context, b []byte) error {
 	}
 	_ = f.SetWriteDeadline(deadline)
 	if _, err := f.Write(b); err != nil {
+		if ferr := flushOutput(f); ferr != nil {
+			return errors.Join(err, ferr)
+		}
 		return err
 	}
 	a.writes.Add(1)
+	return nil
+}
+
+// flushOutput discards what is queued for output on f but not yet sent.
+func flushOutput(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("flush output: %w", err)
+	}
+	var ierr error
+	if err := rc.Control(func(fd uintptr) {
+		ierr = unix.IoctlSetInt(int(fd), unix.TCFLSH, unix.TCOFLUSH)
+	}); err != nil {
+		return fmt.Errorf("flush output: %w", err)
+	}
+	if ierr != nil {
+		return fmt.Errorf("flush output: %w", ierr)
+	}
 	return nil
 }
 
