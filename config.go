@@ -61,6 +61,28 @@ func joinPath(prefix, path string) string {
 	return prefix + "." + path
 }
 
+// Names checks the names of one config list's entries: each must be set
+// and appear once. Use one Names per list.
+type Names struct {
+	list string
+	seen map[string]int
+}
+
+// NewNames returns a checker for the list called list ("devices").
+func NewNames(list string) *Names { return &Names{list: list, seen: map[string]int{}} }
+
+// Check checks the name of entry i, found at path, and remembers it.
+func (n *Names) Check(path string, i int, name string) error {
+	if name == "" {
+		return Errorf(path, "must be set")
+	}
+	if j, dup := n.seen[name]; dup {
+		return Errorf(path, "duplicate of %s[%d] (%q)", n.list, j, name)
+	}
+	n.seen[name] = i
+	return nil
+}
+
 // Secret is a string that must never be printed: keys, passwords, tokens.
 // It formats as "[redacted]" with every fmt verb, in slog and in JSON; use
 // Reveal where the real value is needed.

@@ -188,3 +188,16 @@ func FuzzValueJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestNames(t *testing.T) {
+	n := edgegw.NewNames("devices")
+	if err := n.Check("devices[0].name", 0, "pump"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Check("devices[1].name", 1, ""); err == nil || err.Error() != "devices[1].name: must be set" {
+		t.Errorf("empty name: %v", err)
+	}
+	if err := n.Check("devices[2].name", 2, "pump"); err == nil || err.Error() != `devices[2].name: duplicate of devices[0] ("pump")` {
+		t.Errorf("duplicate: %v", err)
+	}
+}

@@ -177,15 +177,11 @@ func (c *Config) Validate() error {
 	if len(c.Users) == 0 && !c.AllowAnonymous {
 		add("users", "must list at least one user unless allow_anonymous is true")
 	}
-	seen, devices := map[string]int{}, map[string]int{}
+	usernames, devices := edgegw.NewNames("users"), map[string]int{}
 	for i, u := range c.Users {
 		p := fmt.Sprintf("users[%d]", i)
-		if u.Username == "" {
-			add(p+".username", "must be set")
-		} else if j, dup := seen[u.Username]; dup {
-			add(p+".username", "duplicate of users[%d] (%q)", j, u.Username)
-		} else {
-			seen[u.Username] = i
+		if err := usernames.Check(p+".username", i, u.Username); err != nil {
+			errs = append(errs, err)
 		}
 		if u.Password == "" && u.SASKey == "" {
 			add(p+".password", "must be set (or sas_key)")

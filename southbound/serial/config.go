@@ -150,15 +150,11 @@ func (c *Config) Validate() error {
 	if len(c.Devices) == 0 {
 		add("devices", "must list at least one device")
 	}
-	names := map[string]int{}
+	names := edgegw.NewNames("devices")
 	for i, d := range c.Devices {
 		p := fmt.Sprintf("devices[%d]", i)
-		if d.Name == "" {
-			add(p+".name", "must be set")
-		} else if j, dup := names[d.Name]; dup {
-			add(p+".name", "duplicate of devices[%d] (%q)", j, d.Name)
-		} else {
-			names[d.Name] = i
+		if err := names.Check(p+".name", i, d.Name); err != nil {
+			errs = append(errs, err)
 		}
 		re, err := regexp.Compile(d.Pattern)
 		if d.Pattern == "" || err != nil {

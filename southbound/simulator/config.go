@@ -80,15 +80,11 @@ func (c *Config) Validate() error {
 	if len(c.Devices) == 0 {
 		add("devices", "must list at least one device")
 	}
-	names := map[string]int{}
+	names := edgegw.NewNames("devices")
 	for i, d := range c.Devices {
 		p := fmt.Sprintf("devices[%d]", i)
-		if d.Name == "" {
-			add(p+".name", "must be set")
-		} else if j, dup := names[d.Name]; dup {
-			add(p+".name", "duplicate of devices[%d] (%q)", j, d.Name)
-		} else {
-			names[d.Name] = i
+		if err := names.Check(p+".name", i, d.Name); err != nil {
+			errs = append(errs, err)
 		}
 		if d.Interval < time.Millisecond {
 			add(p+".interval", "must be >= 1ms (got %s)", d.Interval)
@@ -96,15 +92,11 @@ func (c *Config) Validate() error {
 		if len(d.Points) == 0 {
 			add(p+".points", "must list at least one point")
 		}
-		pnames := map[string]int{}
+		pnames := edgegw.NewNames("points")
 		for j, pt := range d.Points {
 			pp := fmt.Sprintf("%s.points[%d]", p, j)
-			if pt.Name == "" {
-				add(pp+".name", "must be set")
-			} else if k, dup := pnames[pt.Name]; dup {
-				add(pp+".name", "duplicate of points[%d] (%q)", k, pt.Name)
-			} else {
-				pnames[pt.Name] = j
+			if err := pnames.Check(pp+".name", j, pt.Name); err != nil {
+				errs = append(errs, err)
 			}
 			if _, ok := kinds[pt.Kind]; !ok {
 				add(pp+".kind", "must be sine, ramp, random, constant, toggle or counter (got %q)", pt.Kind)
