@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     := ./...
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
-FUZZTIME ?= 5s
+FUZZTIME ?= 20000x
 
 .PHONY: run test deps lint unit fuzz bench cross clean
 
