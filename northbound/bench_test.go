@@ -133,6 +133,9 @@ func BenchmarkConnect(b *testing.B) {
 	for range b.N {
 		cfg, ids := startBenchHub(b, n)
 		cfg.ConnectRate = float64(rate)
+		if os.Getenv("EDGEGW_BENCH_HEAPPROFILE") != "" {
+			runtime.MemProfileRate = 64 // fine-grained: the profile is the point of the run
+		}
 		runtime.GC()
 		g0, rss0, mem0 := runtime.NumGoroutine(), rssKiB(), memInUse()
 		p, err := New(cfg, ids, newMemQueue(), newRecorder(), nil)

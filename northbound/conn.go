@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
-
 	"github.com/edgegw/edgegw/identity"
+	"github.com/edgegw/edgegw/northbound/mqtt3"
 )
 
 // ErrRefused is wrapped when the hub refuses an identity's credentials
@@ -21,8 +20,8 @@ import (
 var ErrRefused = errors.New("hub refused the credentials")
 
 // link is one identity: its supervisor, its state, and the commands it
-// runs. One goroutine (run) owns connecting and draining; a second (the
-// acker) exists while connected.
+// runs. One goroutine (run) owns connecting and draining; see session for
+// the others.
 type link struct {
 	p      *Pool
 	id     *identity.Identity
@@ -87,10 +86,14 @@ func (l *link) failed(err error, fails int) {
 	}
 }
 
-// session is one MQTT connection of a link.
+// session is one MQTT connection of a link. Its goroutines: the link's
+// run goroutine drains the stream; the connection's reader (mqtt3) takes
+// what the hub sends; an acker runs only while publishes are in flight, a
+// desired-properties runner only while there is a document to apply, and
+// one goroutine per command being carried out (see link.spawn).
 type session struct {
 	l       *link
-	client  mqtt.Client
+	conn    *mqtt3.Conn
 	ctx     context.Context // ends when the connection ends
 	cancel  context.CancelCauseFunc
 	renewAt time.Time // zero: no renewal (certificate, password)
@@ -100,6 +103,11 @@ type session struct {
 
 	slots chan struct{} // in-flight window
 	queue chan *flight  // sent, awaiting acknowledgement, in order
+
+	ackMu   sync.Mutex
+	acking  bool           // an acker goroutine is running
+	ackers  sync.WaitGroup // the acker
+	desired bool           // a desired runner is running; guarded by l.slotMu
 }
 
 type twinResponse struct {
@@ -120,48 +128,53 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 		expiry, renew = l.p.schedule.Next(time.Now())
 		tok, err := l.id.Token(l.p.cfg.Host, expiry, l.secondary.Load())
 		if err != nil {
+			s.cancel(nil)
 			return nil, err
 		}
 		pass, s.renewAt = tok, renew
 	}
-	o := mqtt.NewClientOptions()
-	o.AddBroker(l.p.ep.url)
-	o.SetClientID(prof.clientID(l.id))
-	o.SetCredentialsProvider(func() (string, string) { return user, pass })
-	o.SetProtocolVersion(4)
-	o.SetCleanSession(true)
-	o.SetAutoReconnect(false)
-	o.SetConnectRetry(false)
-	o.SetOrderMatters(false)
-	o.SetAutoAckDisabled(true) // onMessage acks; C2D only once carried out
-	o.SetKeepAlive(cfg.KeepAlive)
-	o.SetPingTimeout(min(cfg.AckTimeout, 10*time.Second))
-	o.SetConnectTimeout(cfg.ConnectTimeout)
-	o.SetWriteTimeout(cfg.AckTimeout)
-	o.SetDialer(&net.Dialer{Timeout: cfg.ConnectTimeout})
-	o.SetMaxResumePubInFlight(cfg.InFlight)
-	o.SetTLSConfig(l.p.ep.tlsConfig(l.id))
-	o.SetDefaultPublishHandler(s.onMessage)
-	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-		s.cancel(fmt.Errorf("connection lost: %w", err))
-	})
-	s.client = mqtt.NewClient(o)
-	t := s.client.Connect()
-	if !waitToken(ctx, t, cfg.ConnectTimeout+5*time.Second) {
-		// ctx ended or paho hung: make sure nothing stays connected.
-		waitToken(context.Background(), t, cfg.ConnectTimeout)
-		s.client.Disconnect(0)
+	o := mqtt3.Options{
+		ClientID:     prof.clientID(l.id),
+		Username:     user,
+		Password:     pass,
+		KeepAlive:    cfg.KeepAlive,
+		PingTimeout:  min(cfg.AckTimeout, 10*time.Second),
+		WriteTimeout: cfg.AckTimeout,
+		OnMessage:    s.onMessage,
+		OnLost:       func(err error) { s.cancel(fmt.Errorf("connection lost: %w", err)) },
+	}
+	// The handshake runs on a goroutine of its own that ends with it: the
+	// TLS handshake grows a stack to tens of KiB, which this goroutine, the
+	// identity's drain loop for as long as it is connected, should not keep.
+	type dialed struct {
+		c   *mqtt3.Conn
+		err error
+	}
+	ch := make(chan dialed, 1)
+	go func() {
+		dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+		defer cancel()
+		nc, err := l.p.ep.dial(dctx, l.id)
+		if err != nil {
+			ch <- dialed{nil, err}
+			return
+		}
+		c, err := mqtt3.Connect(dctx, nc, o)
+		ch <- dialed{c, err}
+	}()
+	d := <-ch
+	s.conn = d.c
+	if err := d.err; err != nil {
 		s.cancel(nil)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("connect %s: no answer within %v", l.p.ep.url, cfg.ConnectTimeout)
-	}
-	if err := t.Error(); err != nil {
-		s.cancel(nil)
-		rc := t.(*mqtt.ConnectToken).ReturnCode()
-		if rc == packets.ErrRefusedNotAuthorised || rc == packets.ErrRefusedBadUsernameOrPassword {
-			return nil, fmt.Errorf("connect %s: %w (CONNACK %d: %v)", l.p.ep.url, ErrRefused, rc, err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("connect %s: no answer within %v", l.p.ep.url, cfg.ConnectTimeout)
+		}
+		var refused *mqtt3.RefusedError
+		if errors.As(err, &refused) && (refused.Code == 4 || refused.Code == 5) {
+			return nil, fmt.Errorf("connect %s: %w (%v)", l.p.ep.url, ErrRefused, err)
 		}
 		return nil, fmt.Errorf("connect %s: %w", l.p.ep.url, err)
 	}
@@ -181,52 +194,23 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 	return s.serve, nil
 }
 
-// waitToken waits for t up to d or until ctx ends; it reports whether t
-// completed.
-func waitToken(ctx context.Context, t mqtt.Token, d time.Duration) bool {
-	select {
-	case <-t.Done():
-		return true
-	default:
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-t.Done():
-		return true
-	case <-ctx.Done():
-	case <-timer.C:
-	}
-	return false
-}
-
 // serve runs a connected session: subscribe, start applying desired
-// properties (beginning with the twin's), drain the stream. It returns errRenew when the token is due, or why it ended.
+// properties (beginning with the twin's), drain the stream. It returns
+// errRenew when the token is due, or why it ended.
 func (s *session) serve() error {
 	l := s.l
 	reason := s.subscribe()
 	if reason == nil {
-		if l.handlers.enter() {
-			go func() {
-				defer l.handlers.exit()
-				s.runDesired()
-			}()
-		}
-		ackDone := make(chan struct{})
-		go func() {
-			defer close(ackDone)
-			s.ackLoop()
-		}()
+		s.startDesired(l.p.hasTwin())
 		reason = s.drain()
-		close(s.queue) // the acker finishes what is in flight
-		<-ackDone
+		s.ackers.Wait() // the acker finishes what is in flight
 	}
 	if errors.Is(reason, errRenew) {
 		l.st.update(func(st *Status) { st.Renewals++ })
 		l.log.Debug("renewing token: planned reconnect")
 	}
-	s.client.Disconnect(250)
 	s.cancel(reason)
+	s.conn.Close()
 	l.st.update(func(st *Status) { st.Connected, st.ConnectedSince, st.InFlight = false, time.Time{}, 0 })
 	if reason == nil {
 		reason = context.Cause(s.ctx)
@@ -237,22 +221,42 @@ func (s *session) serve() error {
 // subscribe subscribes to the profile's downlink topics in one SUBSCRIBE.
 func (s *session) subscribe() error {
 	subs := s.l.p.prof.subscriptions(s.l.id)
-	t := s.client.SubscribeMultiple(subs, nil)
-	if !waitToken(s.ctx, t, s.l.p.cfg.AckTimeout) {
-		if s.ctx.Err() != nil {
-			return context.Cause(s.ctx)
-		}
-		return fmt.Errorf("subscribe: no SUBACK within %v", s.l.p.cfg.AckTimeout)
+	list := make([]mqtt3.Subscription, 0, len(subs))
+	for f, q := range subs {
+		list = append(list, mqtt3.Subscription{Filter: f, QoS: q})
 	}
-	if err := t.Error(); err != nil {
+	slices.SortFunc(list, func(a, b mqtt3.Subscription) int { return strings.Compare(a.Filter, b.Filter) })
+	ctx, cancel := context.WithTimeout(s.ctx, s.l.p.cfg.AckTimeout)
+	defer cancel()
+	codes, err := s.conn.Subscribe(ctx, list)
+	switch {
+	case s.ctx.Err() != nil:
+		return context.Cause(s.ctx)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("subscribe: no SUBACK within %v", s.l.p.cfg.AckTimeout)
+	case err != nil:
 		return fmt.Errorf("subscribe: %w", err)
 	}
-	for topic, code := range t.(*mqtt.SubscribeToken).Result() {
+	for i, code := range codes {
 		if code == 0x80 {
-			return fmt.Errorf("subscribe %s: refused by the hub", topic)
+			return fmt.Errorf("subscribe %s: refused by the hub", list[i].Filter)
 		}
 	}
 	return nil
+}
+
+// spawn runs f on a goroutine the link waits for before its Run returns,
+// unless the link is shutting down. Commands and desired properties run
+// this way, never on the connection's reader.
+func (l *link) spawn(f func()) bool {
+	if !l.handlers.enter() {
+		return false
+	}
+	go func() {
+		defer l.handlers.exit()
+		f()
+	}()
+	return true
 }
 
 func (l *link) nextRID() string { return fmt.Sprintf("%x", l.rid.Add(1)) }

@@ -7,12 +7,13 @@ import (
 )
 
 // Desired properties reach the downlink through one pending slot per
-// identity and one goroutine per session (runDesired) that applies what
-// the slot holds, one document at a time:
+// identity and a runner goroutine (runDesired) that applies what the slot
+// holds, one document at a time. A runner exists only while there is work:
+// the connection's reader offers a patch to the slot and starts a runner if
+// none runs for the session; the runner exits when the slot is empty.
 //
-//   - paho's handler only offers a patch to the slot and returns, so
-//     patches never hold goroutines while a write is running; patches that
-//     arrive meanwhile are merged into the one waiting there;
+//   - the reader never waits for a write, and patches that arrive while
+//     one is being applied are merged into the one waiting in the slot;
 //   - after every connect the whole desired section is read from the twin
 //     and offered too (the hub pushes no patches to an offline device);
 //   - a document whose outcome is transient (see transient) is not
@@ -40,14 +41,42 @@ func transient(status int) bool { return status == 503 || status == 504 }
 // offer puts d into the identity's pending slot, merged with what waits
 // there, and wakes the session's desired goroutine. It does not wait for
 // the downlink.
-func (l *link) offer(d *desiredDoc) {
+func (s *session) offer(d *desiredDoc) {
+	l := s.l
 	l.slotMu.Lock()
 	l.slot = combine(l.slot, d)
+	start := !s.desired
+	s.desired = start || s.desired
 	l.slotMu.Unlock()
+	if start {
+		if !l.spawn(func() { s.runDesired(false) }) {
+			s.stopDesired()
+		}
+		return
+	}
 	select {
 	case l.desiredWake <- struct{}{}:
 	default:
 	}
+}
+
+// startDesired starts the session's runner when the twin is to be read
+// (every connect) or a document waits from an earlier session.
+func (s *session) startDesired(getTwin bool) {
+	l := s.l
+	l.slotMu.Lock()
+	start := !s.desired && (getTwin || l.slot != nil)
+	s.desired = s.desired || start
+	l.slotMu.Unlock()
+	if start && !l.spawn(func() { s.runDesired(getTwin) }) {
+		s.stopDesired()
+	}
+}
+
+func (s *session) stopDesired() {
+	s.l.slotMu.Lock()
+	s.desired = false
+	s.l.slotMu.Unlock()
 }
 
 // combine returns the document with the effect of both a and b: the newer
@@ -78,12 +107,17 @@ func combine(a, b *desiredDoc) *desiredDoc {
 
 // take removes the pending document if it is due; otherwise it returns
 // when the pending one is due (zero when none is pending).
-func (l *link) take(now time.Time) (*desiredDoc, time.Time) {
+// take returns the document to apply now, or when the waiting one is due.
+// With neither, the session's runner is marked stopped (under the lock that
+// offer takes, so no offer is missed) and it must exit.
+func (s *session) take(now time.Time) (*desiredDoc, time.Time) {
+	l := s.l
 	l.slotMu.Lock()
 	defer l.slotMu.Unlock()
 	d := l.slot
 	switch {
 	case d == nil:
+		s.desired = false
 		return nil, time.Time{}
 	case d.due.After(now):
 		return nil, d.due
@@ -92,47 +126,56 @@ func (l *link) take(now time.Time) (*desiredDoc, time.Time) {
 	return d, time.Time{}
 }
 
-// runDesired applies desired properties for one session until it ends.
-// One such goroutine works at a time per identity (the previous session's
-// may still be finishing a write).
-func (s *session) runDesired() {
+// runDesired applies desired properties for one session until the slot is
+// empty or the session ends, first reading the twin's whole desired section
+// when getTwin is set. One runner works at a time per identity (the previous
+// session's may still be finishing a write).
+func (s *session) runDesired(getTwin bool) {
 	l := s.l
 	select {
 	case l.desiredTurn <- struct{}{}:
 	case <-s.ctx.Done():
+		s.stopDesired()
 		return
 	}
 	defer func() { <-l.desiredTurn }()
-	if l.p.hasTwin() {
+	if getTwin {
 		doc, version, err := s.getTwin(l.nextRID())
 		switch {
 		case err == nil:
-			l.offer(&desiredDoc{doc: doc, version: version, full: true})
+			s.offer(&desiredDoc{doc: doc, version: version, full: true})
 		case s.ctx.Err() == nil:
 			l.p.warn.warn("twin GET failed; desired properties not reconciled", "identity", l.stream, "err", err)
 		}
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for s.ctx.Err() == nil {
-		d, next := l.take(time.Now())
+		d, next := s.take(time.Now())
 		if d != nil {
 			l.apply(s, d)
 			continue
 		}
-		var due <-chan time.Time
-		if !next.IsZero() {
+		if next.IsZero() {
+			return // nothing waits; take marked the runner stopped
+		}
+		if timer == nil {
+			timer = time.NewTimer(time.Until(next))
+		} else {
 			timer.Reset(time.Until(next))
-			due = timer.C
 		}
 		select {
 		case <-s.ctx.Done():
 		case <-l.desiredWake:
-		case <-due:
+		case <-timer.C:
 		}
 		timer.Stop()
 	}
+	s.stopDesired() // the slot keeps what is left for the next session
 }
 
 // apply hands one document to the downlink. Versions order documents:

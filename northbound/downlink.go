@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/northbound/mqtt3"
 )
 
 // maxC2DWaiting bounds the C2D messages of one identity that wait for a
@@ -18,14 +17,16 @@ import (
 // left unacknowledged, for the hub to redeliver after the next connect.
 const maxC2DWaiting = 50
 
-// onMessage is paho's handler for everything the hub sends; paho runs it
-// on a goroutine of its own per message (OrderMatters off). Auto-ack is
-// off: every message is acknowledged here (Ack is a no-op for QoS 0),
-// except a C2D message that was not carried out for a passing reason (see
-// c2d), which the hub then redelivers.
-func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
+// onMessage takes everything the hub sends, on the connection's reader
+// goroutine, so it never waits: twin responses and desired patches are
+// handed over at once, methods and C2D messages get a goroutine each
+// (link.spawn). Every message is acknowledged here (Ack is a no-op for
+// QoS 0), except a C2D message, acknowledged only once carried out; one not
+// carried out for a passing reason (see c2d) is left for the hub to
+// redeliver.
+func (s *session) onMessage(m *mqtt3.Message) {
 	l := s.l
-	in, err := l.p.prof.parse(l.id, m.Topic(), m.Payload())
+	in, err := l.p.prof.parse(l.id, m.Topic, m.Payload)
 	if err != nil {
 		m.Ack() // a redelivery would read no better
 		l.p.warn.warn("ignoring a message from the hub", "identity", l.stream, "err", err)
@@ -37,27 +38,39 @@ func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
 		// from the twin after a reconnect) gain nothing by redelivery.
 		m.Ack()
 	}
-	if in.kind == inTwinResponse {
-		s.resolve(in.rid, twinResponse{status: in.status, body: m.Payload()})
-		return
-	}
-	if !l.handlers.enter() {
-		return // shutting down; a C2D message stays with the hub
-	}
-	defer l.handlers.exit()
 	switch in.kind {
-	case inMethod:
-		res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Method, Name: in.name, Payload: m.Payload()}, nil)
-		topic, payload, qos := l.p.prof.methodResponse(l.id, in.name, in.rid, res)
-		t := s.client.Publish(topic, qos, false, payload)
-		if waitToken(s.ctx, t, l.p.cfg.AckTimeout) && t.Error() == nil {
-			return
-		}
-		l.log.Debug("method response not sent: connection ended", "method", in.name)
+	case inTwinResponse:
+		s.resolve(in.rid, twinResponse{status: in.status, body: m.Payload})
 	case inDesired:
-		l.offer(&desiredDoc{doc: m.Payload(), version: in.version})
+		s.offer(&desiredDoc{doc: m.Payload, version: in.version})
+	case inMethod:
+		// shutting down when spawn refuses: the hub answers the caller
+		l.spawn(func() { s.method(m, in) })
 	case inC2D:
-		s.c2d(m, in)
+		l.spawn(func() { s.c2d(m, in) }) // refused: the message stays with the hub
+	}
+}
+
+// method carries out a direct method and sends its response.
+func (s *session) method(m *mqtt3.Message, in inbound) {
+	l := s.l
+	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Method, Name: in.name, Payload: m.Payload}, nil)
+	topic, payload, qos := l.p.prof.methodResponse(l.id, in.name, in.rid, res)
+	t, err := s.conn.Publish(topic, qos, payload)
+	if err == nil && t != nil {
+		timer := time.NewTimer(l.p.cfg.AckTimeout)
+		defer timer.Stop()
+		select {
+		case <-t.Done():
+			err = t.Err()
+		case <-timer.C:
+			err = errAckTimeout
+		case <-s.ctx.Done():
+			err = context.Cause(s.ctx)
+		}
+	}
+	if err != nil {
+		l.log.Debug("method response not sent", "method", in.name, "err", err)
 	}
 }
 
@@ -70,7 +83,7 @@ func (s *session) onMessage(_ mqtt.Client, m mqtt.Message) {
 // acknowledged: the hub redelivers them after the next connect, so a
 // message that arrives while the gateway shuts down is not lost. A 504
 // may have reached the device: C2D delivery is at least once.
-func (s *session) c2d(m mqtt.Message, in inbound) {
+func (s *session) c2d(m *mqtt3.Message, in inbound) {
 	l := s.l
 	if n := l.c2dInHandler.Add(1); n > int32(l.p.cfg.MaxCommands+maxC2DWaiting) {
 		l.c2dInHandler.Add(-1)
@@ -79,7 +92,7 @@ func (s *session) c2d(m mqtt.Message, in inbound) {
 			"waiting", n-1)
 		return
 	}
-	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload(), Props: in.props}, s.ctx.Done())
+	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload, Props: in.props}, s.ctx.Done())
 	l.c2dInHandler.Add(-1)
 	if transient(res.Status) {
 		if l.ctx.Err() == nil {
@@ -102,8 +115,8 @@ var (
 
 // handle runs one command in one of the identity's MaxCommands command
 // slots. With wait nil it answers 429 at once when every slot is taken, as
-// IoT Hub throttles, so that method calls (each on a paho goroutine of its
-// own) cannot pile up behind a slow device. Otherwise it waits for a slot
+// IoT Hub throttles, so that method calls (each on a goroutine of its own)
+// cannot pile up behind a slow device. Otherwise it waits for a slot
 // until wait is closed (then 503): desired documents (one at a time per
 // identity) wait for the pool's context, C2D messages for their
 // connection's, since one that cannot be acknowledged on it is redelivered
@@ -136,7 +149,10 @@ func (l *link) handle(cmd edgegw.Command, wait <-chan struct{}) edgegw.Result {
 // getTwin requests the twin and returns its desired section and version.
 func (s *session) getTwin(rid string) ([]byte, int64, error) {
 	ch := s.expect(rid)
-	t := s.client.Publish(s.l.p.prof.twinGetTopic(rid), 0, false, " ")
+	if _, err := s.conn.Publish(s.l.p.prof.twinGetTopic(rid), 0, []byte(" ")); err != nil {
+		s.forget(rid)
+		return nil, 0, fmt.Errorf("twin GET: %w", err)
+	}
 	timer := time.NewTimer(s.l.p.cfg.AckTimeout)
 	defer timer.Stop()
 	var r twinResponse
@@ -147,9 +163,6 @@ func (s *session) getTwin(rid string) ([]byte, int64, error) {
 		return nil, 0, fmt.Errorf("twin GET: %w", errAckTimeout)
 	case <-s.ctx.Done():
 		return nil, 0, context.Cause(s.ctx)
-	}
-	if err := t.Error(); err != nil {
-		return nil, 0, fmt.Errorf("twin GET: %w", err)
 	}
 	if r.status != 200 {
 		return nil, 0, fmt.Errorf("twin GET answered %d: %s", r.status, truncate(r.body, 200))

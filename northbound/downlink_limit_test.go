@@ -72,7 +72,7 @@ func TestMethodCallsBeyondLimitThrottled(t *testing.T) {
 	// The handlers that answered 429 return as soon as their response is
 	// written; only the two running calls stay.
 	eventually(t, 5*time.Second, fmt.Sprintf("at most %d goroutines in onMessage", cfg.MaxCommands), func() bool {
-		return goroutinesIn(inOnMessage) <= cfg.MaxCommands
+		return goroutinesIn(inCommand) <= cfg.MaxCommands
 	})
 	if s := p.Status()[0]; s.Throttled != uint64(throttled) {
 		t.Errorf("status counts %d throttled, want %d", s.Throttled, throttled)
@@ -113,14 +113,14 @@ func TestDesiredPatchesCollapse(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The method call comes after the patches on the connection, so paho
-	// has started their handlers by the time it is answered.
+	// The method call comes after the patches on the connection, so the
+	// reader has offered them all by the time it is answered.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if res, err := h.InvokeMethod(ctx, "dev1", "", hubsim.MethodRequest{Name: "echo"}); err != nil || res.Status != 200 {
 		t.Fatalf("echo: %+v %v", res, err)
 	}
-	eventually(t, 5*time.Second, "no handler left waiting", func() bool { return goroutinesIn(inOnMessage) == 0 })
+	eventually(t, 5*time.Second, "one goroutine in a command: the held patch", func() bool { return goroutinesIn(inCommand) == 1 })
 	close(release)
 	eventually(t, 10*time.Second, "the newest version", func() bool {
 		vs := d.versions()

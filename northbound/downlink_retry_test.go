@@ -71,7 +71,9 @@ func goroutinesIn(fn string) int {
 	}
 }
 
-const inOnMessage = "northbound.(*session).onMessage("
+// inCommand marks a goroutine carrying out (or waiting to carry out) a
+// command.
+const inCommand = "northbound.(*link).handle("
 
 func desiredKeys(t *testing.T, c edgegw.Command) map[string]any {
 	t.Helper()

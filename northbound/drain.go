@@ -6,17 +6,17 @@ import (
 	"fmt"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/buffer"
+	"github.com/edgegw/edgegw/northbound/mqtt3"
 )
 
 // flight is one publish awaiting its acknowledgement: a telemetry message,
 // or a run of reported patches merged into one.
 type flight struct {
 	last   uint64            // highest stream sequence it covers
-	tok    mqtt.Token        // PUBACK (QoS 1)
+	tok    *mqtt3.Token      // PUBACK (QoS 1)
+	err    error             // the publish could not be written
 	twin   chan twinResponse // twin response (IoT Hub reported patch)
 	rid    string
 	poison error // not sendable: ack it and count it dropped
@@ -33,6 +33,10 @@ type item struct {
 // errAckTimeout ends a session whose hub stopped acknowledging.
 var errAckTimeout = errors.New("no acknowledgement from the hub in time")
 
+// errKeepAlive interrupts a wait for new records when the connection's
+// keep-alive is due.
+var errKeepAlive = errors.New("keep-alive due")
+
 // drain reads the identity's stream from the acked cursor and publishes it
 // in order, holding at most InFlight unacknowledged. It returns errRenew
 // when the token is due for renewal, or the session's end cause.
@@ -46,10 +50,13 @@ func (s *session) drain() error {
 	}
 	cursor := l.acked.Load()
 	for {
-		recs, err := l.p.q.Read(ctx, l.stream, cursor, l.p.cfg.InFlight)
+		recs, err := s.read(ctx, cursor)
 		if err != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
+			}
+			if errors.Is(err, errKeepAlive) {
+				continue
 			}
 			l.p.warn.warn("reading the buffer failed; retrying", "identity", l.stream, "err", err)
 			t := time.NewTimer(time.Second)
@@ -67,10 +74,39 @@ func (s *session) drain() error {
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
-			s.queue <- s.send(it) // never blocks: a slot is held
+			s.push(s.send(it))
 			cursor = it.last
 		}
 	}
+}
+
+// read waits for records after cursor. While it waits it keeps the
+// connection alive: the wait is cut short, with errKeepAlive, when a
+// PINGREQ is due.
+func (s *session) read(ctx context.Context, cursor uint64) ([]buffer.Record, error) {
+	wake := s.conn.KeepAlive(time.Now())
+	if wake > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, wake, errKeepAlive)
+		defer cancel()
+	}
+	recs, err := s.l.p.q.Read(ctx, s.l.stream, cursor, s.l.p.cfg.InFlight)
+	if err != nil && context.Cause(ctx) == errKeepAlive {
+		return nil, errKeepAlive
+	}
+	return recs, err
+}
+
+// push hands a sent flight to the acker, starting one if none runs.
+func (s *session) push(f *flight) {
+	s.queue <- f // never blocks: a slot is held
+	s.ackMu.Lock()
+	if !s.acking {
+		s.acking = true
+		s.ackers.Add(1)
+		go s.ackLoop()
+	}
+	s.ackMu.Unlock()
 }
 
 // batch decodes records and merges runs of consecutive reported patches.
@@ -114,21 +150,23 @@ func (s *session) send(it item) *flight {
 		topic, twin := l.p.prof.reportedTopic(l.id, rid)
 		if twin {
 			f.twin, f.rid = s.expect(rid), rid
-			f.tok = s.client.Publish(topic, 0, false, it.msg.Body)
+			_, f.err = s.conn.Publish(topic, 0, it.msg.Body)
 		} else {
-			f.tok = s.client.Publish(topic, 1, false, it.msg.Body)
+			f.tok, f.err = s.conn.Publish(topic, 1, it.msg.Body)
 		}
 	default:
-		f.tok = s.client.Publish(l.p.prof.telemetryTopic(l.id, it.msg), 1, false, it.msg.Body)
+		f.tok, f.err = s.conn.Publish(l.p.prof.telemetryTopic(l.id, it.msg), 1, it.msg.Body)
 	}
 	l.st.update(func(st *Status) { st.Sent++; st.InFlight++ })
 	return f
 }
 
 // ackLoop waits for each flight in order and acks the buffer up to the
-// last one acknowledged, batching acks while more are already done. The
-// first failure ends the session; nothing after it is acked.
+// last one acknowledged, batching acks while more are already done. It
+// exits when nothing is in flight (push starts another). The first failure
+// ends the session; nothing after it is acked.
 func (s *session) ackLoop() {
+	defer s.ackers.Done()
 	l := s.l
 	var done uint64 // acknowledged by the hub, not yet acked to the buffer
 	flush := func() {
@@ -140,8 +178,21 @@ func (s *session) ackLoop() {
 		}
 		l.acked.Store(done)
 	}
-	defer flush()
-	for f := range s.queue {
+	for {
+		var f *flight
+		select {
+		case f = <-s.queue:
+		default:
+			flush()
+			s.ackMu.Lock()
+			idle := len(s.queue) == 0
+			s.acking = !idle
+			s.ackMu.Unlock()
+			if idle {
+				return
+			}
+			continue
+		}
 		if !f.ready() {
 			flush() // about to wait: ack what has landed so far
 		}
@@ -149,7 +200,8 @@ func (s *session) ackLoop() {
 		<-s.slots
 		if err != nil {
 			l.st.update(func(st *Status) { st.InFlight-- })
-			s.cancel(err)
+			flush()
+			s.cancel(err) // acking stays true: the session is over
 			return
 		}
 		done = f.last
@@ -161,14 +213,11 @@ func (s *session) ackLoop() {
 				st.Dropped++
 			}
 		})
-		if len(s.queue) == 0 {
-			flush()
-		}
 	}
 }
 
 func (f *flight) ready() bool {
-	if f.poison != nil {
+	if f.poison != nil || f.err != nil {
 		return true
 	}
 	if f.twin != nil {
@@ -189,8 +238,11 @@ func (s *session) await(f *flight) error {
 		l.p.warn.warn("dropping a message the hub cannot take", "identity", l.stream, "seq", f.last, "err", f.poison)
 		return nil
 	}
+	if f.err != nil {
+		return fmt.Errorf("publish seq %d: %w", f.last, f.err)
+	}
 	if f.twin == nil && f.ready() { // landed already: don't let a racing session end hide it
-		if err := f.tok.Error(); err != nil {
+		if err := f.tok.Err(); err != nil {
 			return fmt.Errorf("publish seq %d: %w", f.last, err)
 		}
 		return nil
@@ -218,7 +270,7 @@ func (s *session) await(f *flight) error {
 	}
 	select {
 	case <-f.tok.Done():
-		if err := f.tok.Error(); err != nil {
+		if err := f.tok.Err(); err != nil {
 			return fmt.Errorf("publish seq %d: %w", f.last, err)
 		}
 		return nil

@@ -1,6 +1,7 @@
 package northbound
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -8,12 +9,18 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/edgegw/edgegw/identity"
+	"github.com/edgegw/edgegw/internal/wsconn"
 )
 
 // endpoint is where and how the pool dials.
 type endpoint struct {
-	url        string // broker URL for paho: mqtts://, wss://, tcp://, ws://
+	url        string // for logs and errors: mqtts://, wss://, tcp://, ws://
+	addr       string // host:port
+	ws         bool   // MQTT over WebSocket at wsPath
+	wsPath     string
 	serverName string // TLS server name
 	roots      *x509.CertPool
 	// sessions is shared by identities that authenticate in MQTT CONNECT
@@ -34,7 +41,7 @@ func newEndpoint(c *Config) (*endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("address %q: %w", addr, err)
 	}
-	e := &endpoint{serverName: host}
+	e := &endpoint{serverName: host, addr: addr, ws: c.Transport == TransportWebSocket, wsPath: c.WebSocketPath}
 	scheme := map[[2]bool]string{{false, false}: "mqtts", {false, true}: "wss", {true, false}: "tcp", {true, true}: "ws"}[[2]bool{c.Insecure, c.Transport == TransportWebSocket}]
 	e.url = scheme + "://" + addr
 	if c.Transport == TransportWebSocket {
@@ -74,4 +81,31 @@ func (e *endpoint) tlsConfig(id *identity.Identity) *tls.Config {
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: e.roots, ServerName: e.serverName,
 		Certificates: []tls.Certificate{*cert}}
+}
+
+// dial opens the transport for id (TCP, TLS, or a WebSocket over either)
+// until ctx ends; MQTT runs on what it returns.
+func (e *endpoint) dial(ctx context.Context, id *identity.Identity) (net.Conn, error) {
+	cfg := e.tlsConfig(id)
+	if e.ws {
+		scheme := "wss"
+		if cfg == nil {
+			scheme = "ws"
+		}
+		d := websocket.Dialer{TLSClientConfig: cfg, Subprotocols: []string{"mqtt"},
+			ReadBufferSize: 512, WriteBufferSize: 512, HandshakeTimeout: 0}
+		ws, resp, err := d.DialContext(ctx, scheme+"://"+e.addr+e.wsPath, nil)
+		if err != nil {
+			if resp != nil {
+				return nil, fmt.Errorf("websocket upgrade: %s: %w", resp.Status, err)
+			}
+			return nil, err
+		}
+		return wsconn.New(ws, nil), nil
+	}
+	var d net.Dialer
+	if cfg == nil {
+		return d.DialContext(ctx, "tcp", e.addr)
+	}
+	return (&tls.Dialer{NetDialer: &d, Config: cfg}).DialContext(ctx, "tcp", e.addr)
 }

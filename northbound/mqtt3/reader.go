@@ -1,0 +1,103 @@
+package mqtt3
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// readLoop is the connection's one goroutine: it reads packets until the
+// connection ends, then fails what is pending and closes done.
+func (c *Conn) readLoop() {
+	defer c.finish()
+	for {
+		p, err := readPacket(c.br, c.br, c.o.MaxPacket)
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				err = errors.New("server closed the connection")
+			case errors.Is(err, net.ErrClosed):
+				err = ErrClosed // fail or Close already recorded the reason
+			default:
+				err = fmt.Errorf("read: %w", err)
+			}
+			c.fail(err)
+			return
+		}
+		if err := c.handle(p); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+// handle acts on one inbound packet. An error ends the connection.
+func (c *Conn) handle(p packet) error {
+	switch p.typ {
+	case typePublish:
+		pub, err := parsePublish(p)
+		if err != nil {
+			return err
+		}
+		if pub.qos == 2 {
+			return protocolErr("PUBLISH at QoS 2: this client subscribes at QoS 1 at most")
+		}
+		if c.o.OnMessage != nil {
+			c.o.OnMessage(&Message{Topic: pub.topic, Payload: pub.payload, QoS: pub.qos, id: pub.id, c: c})
+		} else if pub.qos == 1 {
+			return c.write(pubackPacket(pub.id))
+		}
+		return nil
+	case typePuback:
+		id, err := packetID(p, "PUBACK", true)
+		if err != nil {
+			return err
+		}
+		c.complete(id, nil) // an unknown identifier is a late duplicate: nothing to do
+		return nil
+	case typeSuback:
+		id, err := packetID(p, "SUBACK", false)
+		if err != nil {
+			return err
+		}
+		c.complete(id, p.body[2:])
+		return nil
+	case typePingresp:
+		c.mu.Lock()
+		c.pingSent = time.Time{}
+		c.mu.Unlock()
+		return nil
+	}
+	return protocolErr("unexpected packet type %d from the server", p.typ)
+}
+
+// complete resolves the Token waiting for id.
+func (c *Conn) complete(id uint16, codes []byte) {
+	c.mu.Lock()
+	t := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	if t != nil {
+		t.codes = codes
+		close(t.done)
+	}
+}
+
+// finish runs when the reader exits: every pending Token fails with the
+// reason the connection ended.
+func (c *Conn) finish() {
+	c.mu.Lock()
+	reason, pending := c.err, c.pending
+	c.pending = map[uint16]*Token{}
+	c.mu.Unlock()
+	for _, t := range pending {
+		t.err = reason
+		close(t.done)
+	}
+	if c.o.OnLost != nil && !errors.Is(reason, ErrClosed) {
+		c.o.OnLost(reason)
+	}
+	close(c.done)
+}
