@@ -163,6 +163,13 @@ func BenchmarkConnect(b *testing.B) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(ms.StackInuse)/1024/float64(n), "KiB_stack/identity")
+		if os.Getenv("EDGEGW_BENCH_MEMSTATS") != "" {
+			b.Logf("HeapInuse %d MiB HeapIdle %d HeapReleased %d StackInuse %d Sys %d GCSys %d OtherSys %d MSpanInuse %d rss %d MiB",
+				ms.HeapInuse>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, ms.StackInuse>>20, ms.Sys>>20, ms.GCSys>>20, ms.OtherSys>>20, ms.MSpanInuse>>20, rss1>>10)
+			time.Sleep(20 * time.Second)
+			runtime.ReadMemStats(&ms)
+			b.Logf("after 20s: HeapInuse %d MiB HeapIdle %d HeapReleased %d rss %d MiB (base %d)", ms.HeapInuse>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, rssKiB()>>10, rss0>>10)
+		}
 		if f := os.Getenv("EDGEGW_BENCH_HEAPPROFILE"); f != "" {
 			w, _ := os.Create(f)
 			pprof.WriteHeapProfile(w)

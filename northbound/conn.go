@@ -99,7 +99,7 @@ type session struct {
 	renewAt time.Time // zero: no renewal (certificate, password)
 
 	mu   sync.Mutex
-	twin map[string]chan twinResponse // pending twin requests by $rid
+	twin map[string]chan twinResponse // pending twin requests by $rid; nil when none
 
 	slots chan struct{} // in-flight window
 	queue chan *flight  // sent, awaiting acknowledgement, in order
@@ -118,7 +118,7 @@ type twinResponse struct {
 // connect makes one connection attempt.
 func (l *link) connect(ctx context.Context) (func() error, error) {
 	cfg, prof := &l.p.cfg, l.p.prof
-	s := &session{l: l, twin: map[string]chan twinResponse{},
+	s := &session{l: l,
 		slots: make(chan struct{}, cfg.InFlight), queue: make(chan *flight, cfg.InFlight)}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	user, pass := prof.username(l.id), prof.password(l.id)
@@ -143,28 +143,26 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 		OnMessage:    s.onMessage,
 		OnLost:       func(err error) { s.cancel(fmt.Errorf("connection lost: %w", err)) },
 	}
-	// The handshake runs on a goroutine of its own that ends with it: the
-	// TLS handshake grows a stack to tens of KiB, which this goroutine, the
-	// identity's drain loop for as long as it is connected, should not keep.
-	type dialed struct {
-		c   *mqtt3.Conn
-		err error
-	}
-	ch := make(chan dialed, 1)
+	// Dial, handshake and SUBSCRIBE run on a goroutine of their own that
+	// ends with them: they grow a stack to tens of KiB, which this
+	// goroutine, the identity's drain loop for as long as it is connected,
+	// should not keep.
+	errc := make(chan error, 1)
 	go func() {
 		dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 		defer cancel()
 		nc, err := l.p.ep.dial(dctx, l.id)
-		if err != nil {
-			ch <- dialed{nil, err}
-			return
+		if err == nil {
+			s.conn, err = mqtt3.Connect(dctx, nc, o)
 		}
-		c, err := mqtt3.Connect(dctx, nc, o)
-		ch <- dialed{c, err}
+		if err == nil {
+			if err = s.subscribe(); err != nil {
+				s.conn.Close()
+			}
+		}
+		errc <- err
 	}()
-	d := <-ch
-	s.conn = d.c
-	if err := d.err; err != nil {
+	if err := <-errc; err != nil {
 		s.cancel(nil)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -199,12 +197,9 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 // errRenew when the token is due, or why it ended.
 func (s *session) serve() error {
 	l := s.l
-	reason := s.subscribe()
-	if reason == nil {
-		s.startDesired(l.p.hasTwin())
-		reason = s.drain()
-		s.ackers.Wait() // the acker finishes what is in flight
-	}
+	s.startDesired(l.p.hasTwin())
+	reason := s.drain()
+	s.ackers.Wait() // the acker finishes what is in flight
 	if errors.Is(reason, errRenew) {
 		l.st.update(func(st *Status) { st.Renewals++ })
 		l.log.Debug("renewing token: planned reconnect")

@@ -186,6 +186,9 @@ func (s *session) getTwin(rid string) ([]byte, int64, error) {
 func (s *session) expect(rid string) chan twinResponse {
 	ch := make(chan twinResponse, 1)
 	s.mu.Lock()
+	if s.twin == nil {
+		s.twin = map[string]chan twinResponse{}
+	}
 	s.twin[rid] = ch
 	s.mu.Unlock()
 	return ch
@@ -193,8 +196,17 @@ func (s *session) expect(rid string) chan twinResponse {
 
 func (s *session) forget(rid string) {
 	s.mu.Lock()
-	delete(s.twin, rid)
+	s.dropTwin(rid)
 	s.mu.Unlock()
+}
+
+// dropTwin removes rid's request; an empty map is freed, since an idle
+// identity should hold none.
+func (s *session) dropTwin(rid string) {
+	delete(s.twin, rid)
+	if len(s.twin) == 0 {
+		s.twin = nil
+	}
 }
 
 // resolve delivers a twin response to its request; unknown rids (a
@@ -202,7 +214,7 @@ func (s *session) forget(rid string) {
 func (s *session) resolve(rid string, r twinResponse) {
 	s.mu.Lock()
 	ch, ok := s.twin[rid]
-	delete(s.twin, rid)
+	s.dropTwin(rid)
 	s.mu.Unlock()
 	if ok {
 		ch <- r

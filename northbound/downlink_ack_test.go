@@ -86,7 +86,7 @@ func TestC2DWaitingBounded(t *testing.T) {
 	eventually(t, 10*time.Second, "the excess messages turned away", func() bool {
 		return p.Status()[0].Throttled == n-uint64(limit)
 	})
-	if g := goroutinesIn(inCommand); g > limit {
+	if g := goroutinesIn(inC2DHandler); g > limit {
 		t.Fatalf("%d goroutines in onMessage, want at most %d", g, limit)
 	}
 	close(release)
@@ -126,10 +126,10 @@ func TestC2DWaitingGivesUpWithConnection(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "one running, two waiting", func() bool {
-		return len(d.of(edgegw.C2D)) == 1 && goroutinesIn(inCommand) == 2
+		return len(d.of(edgegw.C2D)) == 1 && goroutinesIn(inC2DHandler) == 2
 	})
 	eventually(t, 10*time.Second, "the hub to drop the connection", func() bool { return h.Disconnect("dev1", "") })
-	eventually(t, 10*time.Second, "the waiting message to give up", func() bool { return goroutinesIn(inCommand) <= 1 })
+	eventually(t, 10*time.Second, "the waiting message to give up", func() bool { return goroutinesIn(inC2DHandler) <= 1 })
 	close(release)
 	eventually(t, 10*time.Second, "both redelivered and completed", func() bool { return len(h.PendingC2D("dev1")) == 0 })
 	runs := map[string]int{}

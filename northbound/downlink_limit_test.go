@@ -71,8 +71,8 @@ func TestMethodCallsBeyondLimitThrottled(t *testing.T) {
 	t.Logf("%d calls throttled in %v", throttled, time.Since(start).Round(time.Millisecond))
 	// The handlers that answered 429 return as soon as their response is
 	// written; only the two running calls stay.
-	eventually(t, 5*time.Second, fmt.Sprintf("at most %d goroutines in onMessage", cfg.MaxCommands), func() bool {
-		return goroutinesIn(inCommand) <= cfg.MaxCommands
+	eventually(t, 5*time.Second, fmt.Sprintf("at most %d goroutines in method calls", cfg.MaxCommands), func() bool {
+		return goroutinesIn(inMethodHandler) <= cfg.MaxCommands
 	})
 	if s := p.Status()[0]; s.Throttled != uint64(throttled) {
 		t.Errorf("status counts %d throttled, want %d", s.Throttled, throttled)

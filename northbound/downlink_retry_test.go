@@ -71,9 +71,13 @@ func goroutinesIn(fn string) int {
 	}
 }
 
-// inCommand marks a goroutine carrying out (or waiting to carry out) a
-// command.
-const inCommand = "northbound.(*link).handle("
+// Markers of goroutines in goroutine dumps: carrying out (or waiting to
+// carry out) any command, a C2D message, a method call.
+const (
+	inCommand       = "northbound.(*link).handle("
+	inC2DHandler    = "northbound.(*session).c2d("
+	inMethodHandler = "northbound.(*session).method("
+)
 
 func desiredKeys(t *testing.T, c edgegw.Command) map[string]any {
 	t.Helper()

@@ -50,12 +50,15 @@ func (s *session) drain() error {
 	}
 	cursor := l.acked.Load()
 	for {
-		recs, err := s.read(ctx, cursor)
+		recs, err := s.read(cursor)
 		if err != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
-			if errors.Is(err, errKeepAlive) {
+			switch {
+			case errors.Is(err, errRenew):
+				return errRenew
+			case errors.Is(err, errKeepAlive):
 				continue
 			}
 			l.p.warn.warn("reading the buffer failed; retrying", "identity", l.stream, "err", err)
@@ -80,18 +83,27 @@ func (s *session) drain() error {
 	}
 }
 
-// read waits for records after cursor. While it waits it keeps the
-// connection alive: the wait is cut short, with errKeepAlive, when a
-// PINGREQ is due.
-func (s *session) read(ctx context.Context, cursor uint64) ([]buffer.Record, error) {
-	wake := s.conn.KeepAlive(time.Now())
-	if wake > 0 {
+// read waits for records after cursor, or until the session ends. The wait
+// is cut short with errRenew when the token is due and with errKeepAlive
+// when the connection's keep-alive is (the caller then reads again, which
+// sends the PINGREQ). One context per wait, derived from the session's, so
+// an idle identity holds nothing more.
+func (s *session) read(cursor uint64) ([]buffer.Record, error) {
+	ctx, now := s.ctx, time.Now()
+	wake := s.renewAt
+	if d := s.conn.KeepAlive(now); d > 0 && (wake.IsZero() || now.Add(d).Before(wake)) {
+		wake = now.Add(d)
+	}
+	if !wake.IsZero() {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, wake, errKeepAlive)
+		ctx, cancel = context.WithDeadlineCause(ctx, wake, errKeepAlive)
 		defer cancel()
 	}
 	recs, err := s.l.p.q.Read(ctx, s.l.stream, cursor, s.l.p.cfg.InFlight)
-	if err != nil && context.Cause(ctx) == errKeepAlive {
+	if err != nil && s.ctx.Err() == nil && context.Cause(ctx) == errKeepAlive {
+		if !s.renewAt.IsZero() && !time.Now().Before(s.renewAt) {
+			return nil, errRenew
+		}
 		return nil, errKeepAlive
 	}
 	return recs, err

@@ -23,7 +23,9 @@
 //   - The Conn sends PINGREQ only when asked: call KeepAlive again when the
 //     duration it returns has passed (the pool's drain loop does).
 //   - Every method is safe for concurrent use. After Close returns, the
-//     reader goroutine has exited and no callback runs again.
+//     reader goroutine has exited and no callback runs again. Close must not
+//     be called from OnMessage or OnLost (they run on the reader, which
+//     Close waits for).
 package mqtt3
 
 import (
@@ -134,7 +136,7 @@ type Conn struct {
 	wmu sync.Mutex // serialises writes
 
 	mu       sync.Mutex
-	pending  map[uint16]*Token
+	pending  map[uint16]*Token // nil when empty: idle connections hold no map
 	nextID   uint16
 	pingSent time.Time // zero: no PINGREQ outstanding
 	err      error     // why the connection ended; nil while it is up
@@ -152,11 +154,13 @@ func Connect(ctx context.Context, nc net.Conn, o Options) (*Conn, error) {
 	if o.MaxPacket <= 0 {
 		o.MaxPacket = DefaultMaxPacket
 	}
-	ka := min(o.KeepAlive.Round(time.Second)/time.Second, 65535)
-	c := &Conn{nc: nc, o: o, br: bufio.NewReaderSize(nc, 256), done: make(chan struct{}), pending: map[uint16]*Token{}}
-	if d, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(d)
+	o.KeepAlive = min(max(o.KeepAlive, 0), 65535*time.Second) // what CONNECT can announce
+	ka := o.KeepAlive.Round(time.Second) / time.Second
+	if err := checkConnect(o); err != nil {
+		nc.Close()
+		return nil, err
 	}
+	c := &Conn{nc: nc, o: o, br: bufio.NewReaderSize(nc, 128), done: make(chan struct{})}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	err := c.handshake(connectPacket(o.ClientID, o.Username, o.Password, uint16(ka)))
 	if !stop() || ctx.Err() != nil {
@@ -206,6 +210,9 @@ func (c *Conn) Publish(topic string, qos byte, payload []byte) (*Token, error) {
 	if qos > 1 {
 		return nil, fmt.Errorf("publish %s: QoS %d not supported", topic, qos)
 	}
+	if err := checkString("topic", topic); err != nil {
+		return nil, err
+	}
 	var t *Token
 	var id uint16
 	if qos == 1 {
@@ -235,6 +242,14 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 // Subscribe sends one SUBSCRIBE and waits for its SUBACK; it returns the
 // granted QoS per filter (0x80: refused).
 func (c *Conn) Subscribe(ctx context.Context, subs []Subscription) ([]byte, error) {
+	if len(subs) == 0 {
+		return nil, errors.New("subscribe: no topic filters")
+	}
+	for _, s := range subs {
+		if err := checkString("topic filter", s.Filter); err != nil {
+			return nil, err
+		}
+	}
 	t, id, err := c.register()
 	if err != nil {
 		return nil, err
@@ -304,8 +319,9 @@ func (c *Conn) Close() error {
 		c.err = ErrClosed
 	}
 	c.mu.Unlock()
-	if first {
-		c.wmu.Lock()
+	// DISCONNECT only when no write is under way: a write stuck on a peer
+	// that stopped reading must not hold Close, and closing ends it.
+	if first && c.wmu.TryLock() {
 		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		c.nc.Write(disconnectPacket)
 		c.wmu.Unlock()
@@ -335,14 +351,25 @@ func (c *Conn) register() (*Token, uint16, error) {
 		}
 	}
 	t := &Token{done: make(chan struct{})}
+	if c.pending == nil {
+		c.pending = map[uint16]*Token{}
+	}
 	c.pending[c.nextID] = t
 	return t, c.nextID, nil
 }
 
 func (c *Conn) forget(id uint16) {
 	c.mu.Lock()
-	delete(c.pending, id)
+	c.drop(id)
 	c.mu.Unlock()
+}
+
+// drop removes id from pending; c.mu is held.
+func (c *Conn) drop(id uint16) {
+	delete(c.pending, id)
+	if len(c.pending) == 0 {
+		c.pending = nil
+	}
 }
 
 // write writes one whole packet. A failed write ends the connection.
@@ -370,4 +397,25 @@ func (c *Conn) fail(err error) {
 	}
 	c.mu.Unlock()
 	c.nc.Close()
+}
+
+// checkConnect refuses what CONNECT cannot carry, before anything is sent.
+func checkConnect(o Options) error {
+	if o.Password != "" && o.Username == "" {
+		return errors.New("mqtt: a password needs a user name in MQTT 3.1.1")
+	}
+	for _, f := range []struct{ name, v string }{{"client id", o.ClientID}, {"user name", o.Username}, {"password", o.Password}} {
+		if err := checkString(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkString refuses a string longer than MQTT's two-byte length prefix.
+func checkString(name, s string) error {
+	if len(s) > 65535 {
+		return fmt.Errorf("mqtt: %s of %d bytes; at most 65535", name, len(s))
+	}
+	return nil
 }

@@ -64,6 +64,10 @@ func (c *Conn) handle(p packet) error {
 		}
 		c.complete(id, p.body[2:])
 		return nil
+	case typeDisconnect:
+		// Not a 3.1.1 server packet, but brokers shutting down send it
+		// (MQTT 5 habit): read it as the close it announces.
+		return errors.New("server closed the connection (DISCONNECT)")
 	case typePingresp:
 		c.mu.Lock()
 		c.pingSent = time.Time{}
@@ -77,7 +81,7 @@ func (c *Conn) handle(p packet) error {
 func (c *Conn) complete(id uint16, codes []byte) {
 	c.mu.Lock()
 	t := c.pending[id]
-	delete(c.pending, id)
+	c.drop(id)
 	c.mu.Unlock()
 	if t != nil {
 		t.codes = codes
@@ -90,7 +94,7 @@ func (c *Conn) complete(id uint16, codes []byte) {
 func (c *Conn) finish() {
 	c.mu.Lock()
 	reason, pending := c.err, c.pending
-	c.pending = map[uint16]*Token{}
+	c.pending = nil
 	c.mu.Unlock()
 	for _, t := range pending {
 		t.err = reason
