@@ -242,8 +242,15 @@ func (c *cycle) discard() {
 	c.dropReader()
 }
 
-// apply publishes a committed transaction's state.
+// apply publishes a committed transaction's state, then calls the Notify
+// callbacks of the streams that grew.
 func (q *Queue) apply(c *cycle) {
+	var wake []func()
+	defer func() {
+		for _, fn := range wake {
+			fn()
+		}
+	}()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.counters.commits++
@@ -262,6 +269,10 @@ func (q *Queue) apply(c *cycle) {
 			q.counters.appended += p.appended
 			close(s.notify)
 			s.notify = make(chan struct{})
+			if s.waiter != nil {
+				wake = append(wake, s.waiter)
+				s.waiter = nil
+			}
 		}
 	}
 	q.drops.flush(q.log, false)

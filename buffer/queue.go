@@ -71,6 +71,7 @@ type stream struct {
 	id     uint32 // 0 until the first append commits
 	m      meta
 	notify chan struct{} // closed and replaced when records are appended
+	waiter func()        // Notify's callback, called once on the next append
 	drops  [numReasons]uint64
 }
 
@@ -220,6 +221,45 @@ func (q *Queue) cursor(name string, after uint64) (id uint32, from, last uint64,
 	return s.id, max(after+1, s.m.first()), s.m.last, s.notify
 }
 
+// Notify arranges for fn to be called once, on a goroutine of the queue's,
+// when a record with Seq > after is appended to stream, and returns true;
+// it returns false, registering nothing, when such a record exists already
+// (Read then returns at once). A stream has one callback: a later Notify
+// replaces the earlier one. Close calls the pending callbacks. fn must not
+// block. This lets a reader wait without holding a goroutine.
+func (q *Queue) Notify(name string, after uint64, fn func()) bool {
+	q.mu.Lock()
+	s := q.streamLocked(name)
+	if s.m.last > after {
+		q.mu.Unlock()
+		return false
+	}
+	s.waiter = fn
+	q.mu.Unlock()
+	select {
+	case <-q.closing:
+		q.wakeAll()
+	default:
+	}
+	return true
+}
+
+// wakeAll calls and clears every pending Notify callback.
+func (q *Queue) wakeAll() {
+	q.mu.Lock()
+	var fns []func()
+	for _, s := range q.streams {
+		if s.waiter != nil {
+			fns = append(fns, s.waiter)
+			s.waiter = nil
+		}
+	}
+	q.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
 // streamLocked returns the stream called name, registering it (without
 // an id) if it is new. Call with q.mu held for writing.
 func (q *Queue) streamLocked(name string) *stream {
@@ -285,6 +325,7 @@ func (q *Queue) submit(ctx context.Context, r *request) error {
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		close(q.closing)
+		q.wakeAll()
 		q.wg.Wait()
 		q.dbMu.Lock()
 		q.dbClosed = true

@@ -51,59 +51,84 @@ var errRenew = errors.New("token renewal")
 // count as a first failure again (the back-off resets).
 const stableAfter = 30 * time.Second
 
-// supervisor runs the connect loop of one identity. connect makes one
-// attempt; on success it returns serve, which blocks for the life of the
-// connection and returns why it ended (errRenew for a planned renewal).
-// report is told about every failure with the number of consecutive
-// failures. Every attempt, also a renewal, first takes a token from lim,
-// the gateway-wide connect rate limit.
+// supervisor paces the connects of one identity. connect makes one
+// attempt; on success it returns serve, which runs the connection and
+// returns why it ended (errRenew for a planned renewal). report is told
+// about every failure with the number of consecutive failures. Every
+// attempt, also a renewal, first takes a token from lim, the gateway-wide
+// connect rate limit.
+//
+// run is the whole loop for a caller that blocks for the life of each
+// connection. The pool's links do not (an idle identity holds no
+// goroutine), so they call its two halves: next until connected, ended when
+// the connection is over.
 type supervisor struct {
 	lim     *rate.Limiter
 	bo      backoff
 	connect func(ctx context.Context) (serve func() error, err error)
 	report  func(err error, fails int)
 	refused func(err error) bool // credentials refused: longer back-off
+
+	fails       int  // consecutive failures
+	lastRefused bool // the last failure was a refusal
 }
 
 func (s *supervisor) run(ctx context.Context) {
-	fails, lastRefused := 0, false
 	for {
-		if d := s.bo.delay(fails, lastRefused); d > 0 {
+		serve, ok := s.next(ctx)
+		if !ok {
+			return
+		}
+		start := time.Now()
+		err := serve()
+		if ctx.Err() != nil {
+			return
+		}
+		s.ended(err, start)
+	}
+}
+
+// next waits out the back-off and the rate limit and connects, until it
+// succeeds (ok) or ctx ends.
+func (s *supervisor) next(ctx context.Context) (serve func() error, ok bool) {
+	for {
+		if d := s.bo.delay(s.fails, s.lastRefused); d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return
+				return nil, false
 			case <-t.C:
 			}
 		}
 		if err := s.lim.Wait(ctx); err != nil {
-			return // ctx ended (or can never get a token)
+			return nil, false // ctx ended (or can never get a token)
 		}
 		serve, err := s.connect(ctx)
 		if ctx.Err() != nil {
-			return
+			return nil, false
 		}
-		if err != nil {
-			fails++
-			lastRefused = s.refused(err)
-			s.report(err, fails)
-			continue
+		if err == nil {
+			return serve, true
 		}
-		start := time.Now()
-		err = serve()
-		if ctx.Err() != nil {
-			return
-		}
-		lastRefused = false
-		if errors.Is(err, errRenew) {
-			fails = 0
-			continue
-		}
-		if time.Since(start) >= stableAfter {
-			fails = 0
-		}
-		fails++
-		s.report(err, fails)
+		s.fails++
+		s.lastRefused = s.refused(err)
+		s.report(err, s.fails)
 	}
+}
+
+// ended accounts for a connection that started at start and ended with
+// err: a renewal is no failure; a loss after a stable connection counts as
+// the first failure again.
+func (s *supervisor) ended(err error, start time.Time) {
+	s.lastRefused = false
+	if errors.Is(err, errRenew) {
+		s.fails = 0
+		return
+	}
+	if time.Since(start) >= stableAfter {
+		s.fails = 0
+	}
+	s.fails++
+	s.report(err, s.fails)
 }

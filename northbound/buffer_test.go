@@ -156,3 +156,5 @@ func (c *seqChecker) Read(ctx context.Context, s string, after uint64, max int) 
 }
 
 func (c *seqChecker) Ack(s string, upto uint64) error { return c.q.Ack(s, upto) }
+
+func (c *seqChecker) Notify(s string, after uint64, fn func()) bool { return c.q.Notify(s, after, fn) }

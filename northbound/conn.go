@@ -20,8 +20,8 @@ import (
 var ErrRefused = errors.New("hub refused the credentials")
 
 // link is one identity: its supervisor, its state, and the commands it
-// runs. One goroutine (run) owns connecting and draining; see session for
-// the others.
+// runs. Its worker (worker.go) owns connecting and draining and runs only
+// while there is work; see session for the other goroutines.
 type link struct {
 	p      *Pool
 	id     *identity.Identity
@@ -33,8 +33,16 @@ type link struct {
 	acked     atomic.Uint64 // highest sequence the hub acknowledged
 	rid       atomic.Uint64 // request id counter
 	secondary atomic.Bool   // sign with the secondary key
-	connects  int           // successful connects, owned by run
-	failures  int           // consecutive failures, owned by run
+	connects  int           // successful connects, owned by the worker
+	failures  int           // consecutive failures, owned by the worker
+
+	// The worker (worker.go).
+	sv       supervisor
+	sess     *session        // the connected session, nil when none; owned by the worker
+	wstate   atomic.Int32    // stopped, parked, running or kicked
+	kickFn   func()          // l.kick, made once
+	wg       *sync.WaitGroup // Pool.Run's: one count per started link and per worker
+	stopKick func() bool     // unregisters the kick on the end of the Run context
 
 	cmds         chan struct{} // semaphore: commands running
 	handlers     tracker       // command handlers in progress
@@ -54,21 +62,15 @@ func newLink(p *Pool, id *identity.Identity) *link {
 	l := &link{p: p, id: id, stream: string(id.ID), log: p.log.With("identity", string(id.ID)),
 		cmds: make(chan struct{}, p.cfg.MaxCommands), desiredWake: make(chan struct{}, 1), desiredTurn: make(chan struct{}, 1)}
 	l.st.s.Identity = id.ID
-	return l
-}
-
-func (l *link) run(ctx context.Context) {
-	l.ctx = ctx
-	l.handlers.open()
-	sv := &supervisor{
-		lim:     l.p.limiter,
-		bo:      backoff{min: l.p.cfg.BackoffMin, max: l.p.cfg.BackoffMax},
+	l.kickFn = l.kick
+	l.sv = supervisor{
+		lim:     p.limiter,
+		bo:      backoff{min: p.cfg.BackoffMin, max: p.cfg.BackoffMax},
 		connect: l.connect,
 		report:  l.failed,
 		refused: func(err error) bool { return errors.Is(err, ErrRefused) },
 	}
-	sv.run(ctx)
-	l.handlers.close() // waits for commands still running
+	return l
 }
 
 // failed records a failed attempt or a lost connection.
@@ -101,6 +103,10 @@ type session struct {
 	mu   sync.Mutex
 	twin map[string]chan twinResponse // pending twin requests by $rid; nil when none
 
+	start  time.Time
+	cursor uint64      // last sequence sent; owned by the worker
+	timer  *time.Timer // wakes the parked worker for keep-alive and renewal
+
 	slots chan struct{} // in-flight window
 	queue chan *flight  // sent, awaiting acknowledgement, in order
 
@@ -115,7 +121,8 @@ type twinResponse struct {
 	body   []byte
 }
 
-// connect makes one connection attempt.
+// connect makes one connection attempt. On success it sets l.sess (the
+// worker keeps the session itself: serve is nil).
 func (l *link) connect(ctx context.Context) (func() error, error) {
 	cfg, prof := &l.p.cfg, l.p.prof
 	s := &session{l: l,
@@ -141,7 +148,7 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 		PingTimeout:  min(cfg.AckTimeout, 10*time.Second),
 		WriteTimeout: cfg.AckTimeout,
 		OnMessage:    s.onMessage,
-		OnLost:       func(err error) { s.cancel(fmt.Errorf("connection lost: %w", err)) },
+		OnLost:       func(err error) { s.end(fmt.Errorf("connection lost: %w", err)) },
 	}
 	// Dial, handshake and SUBSCRIBE run on a goroutine of their own that
 	// ends with them: they grow a stack to tens of KiB, which this
@@ -189,28 +196,33 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 		l.failures = 0
 	}
 	l.log.Debug("connected", "token_expiry", expiry)
-	return s.serve, nil
+	s.start, s.cursor = now, l.acked.Load()
+	l.sess = s
+	return nil, nil
 }
 
-// serve runs a connected session: subscribe, start applying desired
-// properties (beginning with the twin's), drain the stream. It returns
-// errRenew when the token is due, or why it ended.
-func (s *session) serve() error {
+// end ends the session for err (the first reason wins) and wakes the
+// worker to reconnect.
+func (s *session) end(err error) {
+	s.cancel(err)
+	s.l.kick()
+}
+
+// finish closes a session that ended for reason: it lets the acker finish
+// what is in flight (a renewal waits for those PUBACKs), then disconnects.
+func (s *session) finish(reason error) {
 	l := s.l
-	s.startDesired(l.p.hasTwin())
-	reason := s.drain()
-	s.ackers.Wait() // the acker finishes what is in flight
+	s.ackers.Wait()
 	if errors.Is(reason, errRenew) {
 		l.st.update(func(st *Status) { st.Renewals++ })
 		l.log.Debug("renewing token: planned reconnect")
 	}
 	s.cancel(reason)
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 	s.conn.Close()
 	l.st.update(func(st *Status) { st.Connected, st.ConnectedSince, st.InFlight = false, time.Time{}, 0 })
-	if reason == nil {
-		reason = context.Cause(s.ctx)
-	}
-	return reason
 }
 
 // subscribe subscribes to the profile's downlink topics in one SUBSCRIBE.

@@ -37,23 +37,31 @@ var errAckTimeout = errors.New("no acknowledgement from the hub in time")
 // keep-alive is due.
 var errKeepAlive = errors.New("keep-alive due")
 
-// drain reads the identity's stream from the acked cursor and publishes it
-// in order, holding at most InFlight unacknowledged. It returns errRenew
-// when the token is due for renewal, or the session's end cause.
+// drain publishes the identity's stream from the session's cursor, in
+// order, holding at most InFlight unacknowledged. It returns nil once
+// everything has been sent and the wake-ups are armed (the queue's Notify
+// for new records, the timer for keep-alive and renewal): the worker may
+// park. Otherwise it returns why the session is over: errRenew when the
+// token is due, or the session's end cause.
 func (s *session) drain() error {
 	l := s.l
-	ctx := s.ctx
-	if !s.renewAt.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadlineCause(s.ctx, s.renewAt, errRenew)
-		defer cancel()
-	}
-	cursor := l.acked.Load()
 	for {
-		recs, err := s.read(cursor)
+		if s.ctx.Err() != nil {
+			return context.Cause(s.ctx)
+		}
+		now := time.Now()
+		if !s.renewAt.IsZero() && !now.Before(s.renewAt) {
+			return errRenew
+		}
+		ka := s.conn.KeepAlive(now) // sends PINGREQ when due
+		if l.p.q.Notify(l.stream, s.cursor, l.kickFn) {
+			s.arm(now, ka)
+			return nil
+		}
+		recs, err := s.read(s.cursor)
 		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
+			if s.ctx.Err() != nil {
+				return context.Cause(s.ctx)
 			}
 			switch {
 			case errors.Is(err, errRenew):
@@ -64,9 +72,9 @@ func (s *session) drain() error {
 			l.p.warn.warn("reading the buffer failed; retrying", "identity", l.stream, "err", err)
 			t := time.NewTimer(time.Second)
 			select {
-			case <-ctx.Done():
+			case <-s.ctx.Done():
 				t.Stop()
-				return context.Cause(ctx)
+				return context.Cause(s.ctx)
 			case <-t.C:
 			}
 			continue
@@ -74,20 +82,20 @@ func (s *session) drain() error {
 		for _, it := range batch(recs) {
 			select {
 			case s.slots <- struct{}{}:
-			case <-ctx.Done():
-				return context.Cause(ctx)
+			case <-s.ctx.Done():
+				return context.Cause(s.ctx)
 			}
 			s.push(s.send(it))
-			cursor = it.last
+			s.cursor = it.last
 		}
 	}
 }
 
-// read waits for records after cursor, or until the session ends. The wait
-// is cut short with errRenew when the token is due and with errKeepAlive
-// when the connection's keep-alive is (the caller then reads again, which
-// sends the PINGREQ). One context per wait, derived from the session's, so
-// an idle identity holds nothing more.
+// read waits for records after cursor, or until the session ends. Notify
+// said some exist, so it returns at once, unless all of them had expired
+// (the buffer drops them); then the wait is cut short with errRenew when
+// the token is due and with errKeepAlive when the keep-alive is (drain
+// then goes round again, which sends the PINGREQ).
 func (s *session) read(cursor uint64) ([]buffer.Record, error) {
 	ctx, now := s.ctx, time.Now()
 	wake := s.renewAt
@@ -213,7 +221,7 @@ func (s *session) ackLoop() {
 		if err != nil {
 			l.st.update(func(st *Status) { st.InFlight-- })
 			flush()
-			s.cancel(err) // acking stays true: the session is over
+			s.end(err) // acking stays true: the session is over
 			return
 		}
 		done = f.last

@@ -33,10 +33,11 @@ type memQueue struct {
 }
 
 type memStream struct {
-	recs  []buffer.Record
-	next  uint64
-	acked uint64
-	acks  int
+	recs   []buffer.Record
+	next   uint64
+	acked  uint64
+	acks   int
+	waiter func() // Notify's callback
 }
 
 func newMemQueue() *memQueue {
@@ -63,6 +64,7 @@ func (q *memQueue) append(name string, msgs ...edgegw.Message) {
 	}
 	close(q.wake)
 	q.wake = make(chan struct{})
+	s.wakeLocked()
 }
 
 func (q *memQueue) appendRaw(name string, data []byte) {
@@ -73,6 +75,7 @@ func (q *memQueue) appendRaw(name string, data []byte) {
 	s.recs = append(s.recs, buffer.Record{Seq: s.next, Data: data, Time: time.Now()})
 	close(q.wake)
 	q.wake = make(chan struct{})
+	s.wakeLocked()
 }
 
 func (q *memQueue) Read(ctx context.Context, name string, after uint64, max int) ([]buffer.Record, error) {
@@ -97,6 +100,25 @@ func (q *memQueue) Read(ctx context.Context, name string, after uint64, max int)
 			return nil, ctx.Err()
 		case <-wake:
 		}
+	}
+}
+
+func (q *memQueue) Notify(name string, after uint64, fn func()) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.stream(name)
+	if s.next > after {
+		return false
+	}
+	s.waiter = fn
+	return true
+}
+
+// wakeLocked calls and clears s's Notify callback; q.mu is held.
+func (s *memStream) wakeLocked() {
+	if fn := s.waiter; fn != nil {
+		s.waiter = nil
+		fn()
 	}
 }
 

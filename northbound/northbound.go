@@ -61,13 +61,20 @@ import (
 //
 // Read returns up to max records of stream with Seq > after, in order; it
 // blocks until at least one exists or ctx ends (then it returns ctx's
-// error). Ack deletes the stream's records up to and including upto; it is
-// called with increasing values. Both are called from one goroutine per
-// stream at a time, and concurrently for different streams. An error from
-// Read is retried after a pause; an error from Ack is logged and the next
-// Ack covers the same records.
+// error). Notify registers fn to be called once, without blocking, when a
+// record with Seq > after is appended, and returns true; it returns false
+// and registers nothing when such a record exists already. A stream has one
+// callback (a later Notify replaces it); closing the queue calls them all.
+// With it an idle identity waits without a goroutine. Ack deletes the
+// stream's records up to and including upto; it is called with increasing
+// values. Read and Notify are called from one goroutine per stream at a
+// time, Ack from another, and all of them concurrently for different
+// streams. An error from Read is retried after a pause; an error from Ack
+// is logged and the next Ack covers the same records. *buffer.Queue
+// implements Queue.
 type Queue interface {
 	Read(ctx context.Context, stream string, after uint64, max int) ([]buffer.Record, error)
+	Notify(stream string, after uint64, fn func()) bool
 	Ack(stream string, upto uint64) error
 }
 

@@ -106,7 +106,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		"profile", p.cfg.Profile, "connect_rate", p.cfg.ConnectRate)
 	var wg sync.WaitGroup
 	for _, l := range p.links {
-		wg.Go(func() { l.run(ctx) })
+		l.start(ctx, &wg)
 	}
 	wg.Wait()
 	return nil

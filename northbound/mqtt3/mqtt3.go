@@ -275,8 +275,9 @@ func (c *Conn) Subscribe(ctx context.Context, subs []Subscription) ([]byte, erro
 
 // KeepAlive sends a PINGREQ when nothing was written for three quarters of
 // the keep-alive period, and ends the connection when a PINGREQ stayed
-// unanswered for PingTimeout. It returns when to call it again (zero: never,
-// keep-alive is off or the connection ended).
+// unanswered for PingTimeout. It returns when to call it again, never later
+// than three quarters of the period (zero: never, keep-alive is off or the
+// connection ended).
 func (c *Conn) KeepAlive(now time.Time) time.Duration {
 	ka := c.o.KeepAlive * 3 / 4
 	if ka <= 0 {
@@ -294,7 +295,7 @@ func (c *Conn) KeepAlive(now time.Time) time.Duration {
 			c.fail(ErrPingTimeout)
 			return 0
 		}
-		return left
+		return min(left, ka) // answered or not, look again within a period
 	}
 	idle := now.Sub(time.Unix(0, c.lastWrite.Load()))
 	if idle < ka {
@@ -306,7 +307,7 @@ func (c *Conn) KeepAlive(now time.Time) time.Duration {
 	if c.write(pingreqPacket) != nil {
 		return 0
 	}
-	return c.o.PingTimeout
+	return min(c.o.PingTimeout, ka)
 }
 
 // Close sends DISCONNECT (best effort, at most one second), closes the

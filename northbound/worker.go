@@ -1,0 +1,133 @@
+package northbound
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// An identity's worker connects, drains the stream and reconnects. It is a
+// goroutine only while there is work: once everything in the stream has
+// been sent it arms its wake-ups and exits (parks), so an idle connected
+// identity holds one goroutine, its connection's reader. kick starts it
+// again; these kick:
+//
+//   - the queue, when a record is appended to the stream (Queue.Notify);
+//   - the session's timer, when the keep-alive or the token renewal is due;
+//   - the end of the session (connection lost, acknowledgement timeout);
+//   - the end of the pool's Run context.
+//
+// At most one worker runs per identity; a kick while it runs makes it go
+// round once more before it parks, so no wake-up is lost.
+
+// Worker states (link.wstate).
+const (
+	stopped int32 = iota // not started, or Run is over: kicks do nothing
+	parked               // no goroutine; a kick starts one
+	running              // the worker runs
+	kicked               // the worker runs and was kicked meanwhile
+)
+
+// start begins the identity's part of a Run; wg counts it until it stops.
+func (l *link) start(ctx context.Context, wg *sync.WaitGroup) {
+	l.ctx, l.wg = ctx, wg
+	l.handlers.open()
+	wg.Add(1) // released by stop
+	l.wstate.Store(parked)
+	l.stopKick = context.AfterFunc(ctx, l.kickFn)
+	l.kick()
+}
+
+// kick makes the worker run (again) soon. It never blocks; any goroutine
+// and callback may call it.
+func (l *link) kick() {
+	for {
+		switch st := l.wstate.Load(); st {
+		case parked:
+			if l.wstate.CompareAndSwap(parked, running) {
+				l.wg.Add(1)
+				go l.work()
+				return
+			}
+		case running:
+			if l.wstate.CompareAndSwap(running, kicked) {
+				return
+			}
+		default: // kicked already, or stopped
+			return
+		}
+	}
+}
+
+// work is the worker: it steps until a step leaves nothing to do, then
+// parks, or stops the identity when the Run context has ended.
+func (l *link) work() {
+	defer l.wg.Done()
+	for {
+		l.wstate.Store(running) // a kick from before this point is served by this round
+		if l.ctx.Err() == nil {
+			l.step()
+		}
+		if l.ctx.Err() != nil {
+			l.stop()
+			return
+		}
+		if l.wstate.CompareAndSwap(running, parked) {
+			return
+		}
+	}
+}
+
+// step connects when there is no session (with back-off and the rate
+// limit) and drains. It returns when the stream is drained and the
+// session's wake-ups are armed, or when the Run context ends.
+func (l *link) step() {
+	for l.ctx.Err() == nil {
+		if l.sess == nil {
+			if _, ok := l.sv.next(l.ctx); !ok {
+				return
+			}
+			l.sess.startDesired(l.p.hasTwin())
+		}
+		s := l.sess
+		reason := s.drain()
+		if reason == nil {
+			return
+		}
+		s.finish(reason)
+		l.sess = nil
+		if l.ctx.Err() == nil {
+			l.sv.ended(reason, s.start)
+		}
+	}
+}
+
+// stop closes the session and waits for the commands still running.
+func (l *link) stop() {
+	if s := l.sess; s != nil {
+		s.finish(context.Cause(l.ctx))
+		l.sess = nil
+	}
+	l.stopKick()
+	l.handlers.close()
+	l.wstate.Store(stopped)
+	l.wg.Done() // start's count
+}
+
+// arm sets the session's timer to wake the parked worker when the
+// keep-alive (due in ka, zero for never) or the token renewal is due.
+func (s *session) arm(now time.Time, ka time.Duration) {
+	d := ka
+	if !s.renewAt.IsZero() {
+		if r := s.renewAt.Sub(now); d == 0 || r < d {
+			d = max(r, time.Millisecond)
+		}
+	}
+	switch {
+	case d == 0:
+	case s.timer == nil:
+		s.timer = time.AfterFunc(d, s.l.kickFn)
+	default:
+		s.timer.Reset(d)
+	}
+}
