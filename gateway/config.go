@@ -41,6 +41,7 @@ type Config struct {
 	Mapping    mapping.Config     `yaml:"mapping"`    // readings up, commands down
 	Hubsim     *HubsimConfig      `yaml:"hubsim"`     // an embedded hub emulator, for demos
 	Status     StatusConfig       `yaml:"status"`     // an HTTP status endpoint for operations
+	Memory     MemoryConfig       `yaml:"memory"`     // garbage collector target and memory limit
 
 	// File is the file the config was read from, for errors found later
 	// (a key or CA file that cannot be read when the gateway starts).
@@ -213,6 +214,7 @@ func (c *Config) Validate() error {
 			add("status.listen", fmt.Errorf("must be host:port (got %q)", c.Status.Listen))
 		}
 	}
+	add("memory", c.Memory.Validate())
 	add("buffer", c.Buffer.Validate())
 	add("hub", c.Hub.Validate())
 	if len(c.Identities) == 0 {

@@ -161,6 +161,10 @@ func TestBrokenConfigs(t *testing.T) {
 		}, `southbound[0].lanmqtt.topics[0].device: no mapping.devices rule routes lan/line-3 to an identity`},
 		{"status listen", func(t *testing.T) string { return base + "status: {listen: nowhere}\n" },
 			`status.listen: must be host:port (got "nowhere")`},
+		{"gc percent too low", func(t *testing.T) string { return base + "memory: {gc_percent: 5}\n" },
+			`memory.gc_percent: must be 10-1000, or 0 for the default (got 5)`},
+		{"memory limit too small", func(t *testing.T) string { return base + "memory: {limit_bytes: 1000000}\n" },
+			`memory.limit_bytes: must be at least 33554432 (32 MiB), or 0 for none (got 1000000)`},
 		{"mapping to unknown adapter", func(t *testing.T) string {
 			return base + "mapping:\n  devices:\n    - {adapter: plc9, device: boiler, identity: sensor-1}\n"
 		}, `mapping.devices[0].adapter:`},

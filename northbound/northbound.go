@@ -47,7 +47,7 @@
 // goroutines (its drain loop and its connection's reader); an acker runs
 // while publishes are in flight, a desired-properties runner while a
 // document waits, and one goroutine per command being carried out.
-// Memory per identity with TLS is in the README's figures.
+// Memory per identity with TLS is in the README (Sizing).
 package northbound
 
 import (

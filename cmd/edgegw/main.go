@@ -84,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	log := newLogger(cfg.Log, stderr)
+	cfg.Memory.Apply(log)
 	gw, err := gateway.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "edgegw:", err)
