@@ -243,7 +243,8 @@ func (c *cycle) discard() {
 }
 
 // apply publishes a committed transaction's state, then calls the Notify
-// callbacks of the streams that grew.
+// callbacks of the streams that grew, after q.mu is released (deferred
+// calls run last first).
 func (q *Queue) apply(c *cycle) {
 	var wake []func()
 	defer func() {

@@ -69,7 +69,18 @@ func TestNotify(t *testing.T) {
 		t.Fatal("the replaced callback was called")
 	}
 
-	// Close calls what is pending, and Notify after Close calls at once.
+	// Records already acked or dropped do not count: only one still stored
+	// after the cursor does.
+	if err := q.Ack("s", 4); err != nil {
+		t.Fatal(err)
+	}
+	acked := newCounter()
+	if !q.Notify("s", 0, acked.fn) {
+		t.Fatal("Notify after 0 with every record acked returned false")
+	}
+
+	// Close calls what is pending; after Close, Notify registers nothing
+	// (Read returns ErrClosed at once).
 	closing := newCounter()
 	if !q.Notify("s", 4, closing.fn) {
 		t.Fatal("Notify at the end returned false")
@@ -78,7 +89,7 @@ func TestNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	closing.wait(t, "Close")
-	after := newCounter()
-	q.Notify("s", 4, after.fn)
-	after.wait(t, "Notify after Close")
+	if q.Notify("s", 4, newCounter().fn) {
+		t.Fatal("Notify after Close returned true")
+	}
 }

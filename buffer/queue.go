@@ -222,25 +222,27 @@ func (q *Queue) cursor(name string, after uint64) (id uint32, from, last uint64,
 }
 
 // Notify arranges for fn to be called once, on a goroutine of the queue's,
-// when a record with Seq > after is appended to stream, and returns true;
-// it returns false, registering nothing, when such a record exists already
-// (Read then returns at once). A stream has one callback: a later Notify
-// replaces the earlier one. Close calls the pending callbacks. fn must not
-// block. This lets a reader wait without holding a goroutine.
+// when a record with Seq > after is appended to stream, and returns true.
+// It returns false, registering nothing, when a record after `after` is
+// still stored (Read then returns at once) or the queue is closed (Read
+// returns ErrClosed). A stream has one callback: a later Notify replaces
+// the earlier one. Close calls the pending callbacks. fn must not block.
+// This lets a reader wait without holding a goroutine.
 func (q *Queue) Notify(name string, after uint64, fn func()) bool {
 	q.mu.Lock()
 	s := q.streamLocked(name)
-	if s.m.last > after {
+	select {
+	case <-q.closing: // Read returns ErrClosed at once
+		q.mu.Unlock()
+		return false
+	default:
+	}
+	if max(after+1, s.m.first()) <= s.m.last { // a record after `after` still exists
 		q.mu.Unlock()
 		return false
 	}
 	s.waiter = fn
 	q.mu.Unlock()
-	select {
-	case <-q.closing:
-		q.wakeAll()
-	default:
-	}
 	return true
 }
 

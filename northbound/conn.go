@@ -88,9 +88,10 @@ func (l *link) failed(err error, fails int) {
 	}
 }
 
-// session is one MQTT connection of a link. Its goroutines: the link's
-// run goroutine drains the stream; the connection's reader (mqtt3) takes
-// what the hub sends; an acker runs only while publishes are in flight, a
+// session is one MQTT connection of a link. Its goroutines: the
+// connection's reader (mqtt3) takes what the hub sends, for as long as it
+// is up; the link's worker (worker.go) drains the stream while there is
+// something to send; an acker runs only while publishes are in flight, a
 // desired-properties runner only while there is a document to apply, and
 // one goroutine per command being carried out (see link.spawn).
 type session struct {
@@ -114,6 +115,7 @@ type session struct {
 	acking  bool           // an acker goroutine is running
 	ackers  sync.WaitGroup // the acker
 	desired bool           // a desired runner is running; guarded by l.slotMu
+	twinDue bool           // the twin GET of this session is still to be made (by whichever runner starts first); guarded by l.slotMu
 }
 
 type twinResponse struct {
@@ -126,7 +128,7 @@ type twinResponse struct {
 func (l *link) connect(ctx context.Context) (func() error, error) {
 	cfg, prof := &l.p.cfg, l.p.prof
 	s := &session{l: l,
-		slots: make(chan struct{}, cfg.InFlight), queue: make(chan *flight, cfg.InFlight)}
+		slots: make(chan struct{}, cfg.InFlight), queue: make(chan *flight, cfg.InFlight), twinDue: l.p.hasTwin()}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	user, pass := prof.username(l.id), prof.password(l.id)
 	var expiry time.Time
@@ -151,9 +153,8 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 		OnLost:       func(err error) { s.end(fmt.Errorf("connection lost: %w", err)) },
 	}
 	// Dial, handshake and SUBSCRIBE run on a goroutine of their own that
-	// ends with them: they grow a stack to tens of KiB, which this
-	// goroutine, the identity's drain loop for as long as it is connected,
-	// should not keep.
+	// ends with them: they grow a stack to tens of KiB, which the worker,
+	// also the identity's sender once connected, should not keep.
 	errc := make(chan error, 1)
 	go func() {
 		dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
@@ -208,21 +209,33 @@ func (s *session) end(err error) {
 	s.l.kick()
 }
 
-// finish closes a session that ended for reason: it lets the acker finish
-// what is in flight (a renewal waits for those PUBACKs), then disconnects.
-func (s *session) finish(reason error) {
+// finish closes a session that ended for reason and returns the reason it
+// ended for in the end. The acker finishes what is in flight: after a loss
+// it gives up at once; a renewal waits for those PUBACKs, one AckTimeout in
+// all, and if they do not come the session ends for that instead.
+func (s *session) finish(reason error) error {
 	l := s.l
-	s.ackers.Wait()
 	if errors.Is(reason, errRenew) {
-		l.st.update(func(st *Status) { st.Renewals++ })
-		l.log.Debug("renewing token: planned reconnect")
+		t := time.AfterFunc(l.p.cfg.AckTimeout, func() {
+			s.cancel(fmt.Errorf("token renewal: in-flight messages: %w", errAckTimeout))
+		})
+		s.ackers.Wait()
+		t.Stop()
+		if err := context.Cause(s.ctx); err != nil {
+			reason = err // lost or timed out while waiting: not a clean renewal
+		} else {
+			l.st.update(func(st *Status) { st.Renewals++ })
+			l.log.Debug("renewing token: planned reconnect")
+		}
 	}
+	s.ackers.Wait()
 	s.cancel(reason)
 	if s.timer != nil {
 		s.timer.Stop()
 	}
 	s.conn.Close()
 	l.st.update(func(st *Status) { st.Connected, st.ConnectedSince, st.InFlight = false, time.Time{}, 0 })
+	return reason
 }
 
 // subscribe subscribes to the profile's downlink topics in one SUBSCRIBE.

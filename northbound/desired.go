@@ -47,9 +47,13 @@ func (s *session) offer(d *desiredDoc) {
 	l.slot = combine(l.slot, d)
 	start := !s.desired
 	s.desired = start || s.desired
+	twin := start && s.twinDue
+	if start {
+		s.twinDue = false
+	}
 	l.slotMu.Unlock()
 	if start {
-		if !l.spawn(func() { s.runDesired(false) }) {
+		if !l.spawn(func() { s.runDesired(twin) }) {
 			s.stopDesired()
 		}
 		return
@@ -60,15 +64,22 @@ func (s *session) offer(d *desiredDoc) {
 	}
 }
 
-// startDesired starts the session's runner when the twin is to be read
-// (every connect) or a document waits from an earlier session.
-func (s *session) startDesired(getTwin bool) {
+// startDesired starts the session's runner at connect. It always does: the
+// twin is to be read (IoT Hub), a document may wait from an earlier session,
+// or an earlier session's runner may still be applying one that fails for a
+// passing reason and goes back into the slot after this check. The runner
+// waits its turn and exits when the slot is empty.
+func (s *session) startDesired() {
 	l := s.l
 	l.slotMu.Lock()
-	start := !s.desired && (getTwin || l.slot != nil)
+	start := !s.desired
 	s.desired = s.desired || start
+	twin := start && s.twinDue
+	if start {
+		s.twinDue = false
+	}
 	l.slotMu.Unlock()
-	if start && !l.spawn(func() { s.runDesired(getTwin) }) {
+	if start && !l.spawn(func() { s.runDesired(twin) }) {
 		s.stopDesired()
 	}
 }
@@ -105,8 +116,6 @@ func combine(a, b *desiredDoc) *desiredDoc {
 	return &out
 }
 
-// take removes the pending document if it is due; otherwise it returns
-// when the pending one is due (zero when none is pending).
 // take returns the document to apply now, or when the waiting one is due.
 // With neither, the session's runner is marked stopped (under the lock that
 // offer takes, so no offer is missed) and it must exit.

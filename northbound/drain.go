@@ -85,6 +85,10 @@ func (s *session) drain() error {
 			case <-s.ctx.Done():
 				return context.Cause(s.ctx)
 			}
+			if s.ctx.Err() != nil { // both were ready: send nothing more
+				<-s.slots
+				return context.Cause(s.ctx)
+			}
 			s.push(s.send(it))
 			s.cursor = it.last
 		}
@@ -221,7 +225,9 @@ func (s *session) ackLoop() {
 		if err != nil {
 			l.st.update(func(st *Status) { st.InFlight-- })
 			flush()
-			s.end(err) // acking stays true: the session is over
+			// acking stays true: the session is over, drain sends nothing
+			// more, and what it sent is not acked (finish resets InFlight).
+			s.end(err)
 			return
 		}
 		done = f.last

@@ -107,8 +107,8 @@ func (q *memQueue) Notify(name string, after uint64, fn func()) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s := q.stream(name)
-	if s.next > after {
-		return false
+	if len(s.recs) > 0 && s.recs[len(s.recs)-1].Seq > after {
+		return false // a record after `after` is still stored
 	}
 	s.waiter = fn
 	return true

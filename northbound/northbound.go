@@ -43,10 +43,13 @@
 // from device keys or a DeviceConnect policy, or X.509); "mqtt" speaks to
 // any MQTT 3.1.1 broker with per-identity topic templates.
 //
-// Costs (BenchmarkConnect): an idle connected identity holds two
-// goroutines (its drain loop and its connection's reader); an acker runs
-// while publishes are in flight, a desired-properties runner while a
-// document waits, and one goroutine per command being carried out.
+// Costs (BenchmarkConnect): an idle connected identity holds one
+// goroutine, its connection's reader. Its worker (connect, send,
+// reconnect) runs while there is something to do and is woken by the
+// queue's Notify, its keep-alive and renewal timer, or the connection's
+// end; an acker runs while publishes are in flight, a desired-properties
+// runner while a document waits, and one goroutine per command being
+// carried out.
 // Memory per identity with TLS is in the README (Sizing).
 package northbound
 

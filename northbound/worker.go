@@ -31,10 +31,14 @@ const (
 // start begins the identity's part of a Run; wg counts it until it stops.
 func (l *link) start(ctx context.Context, wg *sync.WaitGroup) {
 	l.ctx, l.wg = ctx, wg
+	l.sv.fails, l.sv.lastRefused = 0, false // an earlier Run's failures do not delay this one
 	l.handlers.open()
 	wg.Add(1) // released by stop
-	l.wstate.Store(parked)
+	// stopKick is set before any worker can run: an earlier Run's Notify
+	// callback may kick as soon as the state is parked. A context already
+	// ended is caught by the kick below.
 	l.stopKick = context.AfterFunc(ctx, l.kickFn)
+	l.wstate.Store(parked)
 	l.kick()
 }
 
@@ -64,7 +68,9 @@ func (l *link) kick() {
 func (l *link) work() {
 	defer l.wg.Done()
 	for {
-		l.wstate.Store(running) // a kick from before this point is served by this round
+		// running, also over kicked: a kick from before this point is
+		// served by this round, which checks everything again.
+		l.wstate.Store(running)
 		if l.ctx.Err() == nil {
 			l.step()
 		}
@@ -80,21 +86,23 @@ func (l *link) work() {
 
 // step connects when there is no session (with back-off and the rate
 // limit) and drains. It returns when the stream is drained and the
-// session's wake-ups are armed, or when the Run context ends.
+// session's wake-ups are armed, or when the Run context ends: the only way
+// next fails, so the worker never parks without a session and nothing to
+// wake it.
 func (l *link) step() {
 	for l.ctx.Err() == nil {
 		if l.sess == nil {
 			if _, ok := l.sv.next(l.ctx); !ok {
 				return
 			}
-			l.sess.startDesired(l.p.hasTwin())
+			l.sess.startDesired()
 		}
 		s := l.sess
 		reason := s.drain()
 		if reason == nil {
 			return
 		}
-		s.finish(reason)
+		reason = s.finish(reason)
 		l.sess = nil
 		if l.ctx.Err() == nil {
 			l.sv.ended(reason, s.start)
