@@ -108,7 +108,7 @@ func rule(dir string) ([]string, bool) {
 		return r, true
 	}
 	if strings.HasPrefix(dir, "southbound/") {
-		return []string{".", "southbound", "iothub", "southbound/tty"}, true
+		return []string{".", "southbound", "iothub", "southbound/tty", "internal/wsconn"}, true
 	}
 	return nil, false
 }

@@ -4,8 +4,9 @@
 // messages are a protocol error. The hub emulator serves MQTT over
 // WebSocket with it and the northbound pool dials with it.
 //
-// Deadlines map to the WebSocket's. As with gorilla/websocket itself, a
-// read or write that timed out leaves the connection unusable: close it.
+// Deadlines apply to the connection under the WebSocket. A read or write
+// that timed out leaves the WebSocket unusable (as with gorilla/websocket
+// itself): close it.
 package wsconn
 
 import (
@@ -82,14 +83,14 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (c *Conn) Close() error                       { return c.ws.Close() }
-func (c *Conn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
-func (c *Conn) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
-func (c *Conn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
-func (c *Conn) SetDeadline(t time.Time) error {
-	if err := c.ws.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.ws.SetWriteDeadline(t)
-}
+func (c *Conn) Close() error         { return c.ws.Close() }
+func (c *Conn) LocalAddr() net.Addr  { return c.ws.LocalAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
+
+// Deadlines go to the connection under the WebSocket: gorilla's own write
+// deadline is state its writer reads, so setting it while another
+// goroutine writes (a broker refreshing a client's deadline as it sends)
+// would race.
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.ws.NetConn().SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error      { return c.ws.NetConn().SetDeadline(t) }

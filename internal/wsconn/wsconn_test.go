@@ -83,3 +83,40 @@ func TestTextMessageRefused(t *testing.T) {
 		t.Fatalf("Read = %v, want a text message error", err)
 	}
 }
+
+// A broker refreshes a client's deadlines on its reading goroutine while
+// another writes to it: under -race this must be clean.
+func TestDeadlinesWhileWriting(t *testing.T) {
+	c, cl := pair(t)
+	const n = 200
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range n {
+			if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	read := make(chan error, 1)
+	go func() {
+		cl.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for range n {
+			if _, _, err := cl.ReadMessage(); err != nil {
+				read <- err
+				return
+			}
+		}
+		read <- nil
+	}()
+	for range n {
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if err := <-read; err != nil {
+		t.Fatal(err)
+	}
+}

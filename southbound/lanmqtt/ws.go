@@ -2,14 +2,14 @@ package lanmqtt
 
 import (
 	"crypto/tls"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/edgegw/edgegw/internal/wsconn"
 )
 
 // wsListener turns MQTT-over-websocket connections into net.Conns behind a
@@ -57,7 +57,7 @@ func newWSListener(ln net.Listener, tlsCfg *tls.Config, timeout time.Duration) *
 				return // Upgrade answered with an HTTP error
 			}
 			select {
-			case l.conns <- &wsConn{Conn: c.NetConn(), ws: c}:
+			case l.conns <- wsconn.New(c, r.TLS):
 			case <-l.done:
 				_ = c.Close()
 			}
@@ -93,43 +93,3 @@ func (l *wsListener) Addr() net.Addr { return l.ln.Addr() }
 
 // wait returns after the HTTP server goroutine has exited (after Close).
 func (l *wsListener) wait() { l.wg.Wait() }
-
-// wsConn is a net.Conn over binary websocket messages. Deadlines and Close
-// go to the underlying connection.
-type wsConn struct {
-	net.Conn
-	ws *websocket.Conn
-	r  io.Reader // current message; nil between messages
-}
-
-var errTextFrame = errors.New("websocket: MQTT needs binary messages")
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			typ, r, err := c.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			if typ != websocket.BinaryMessage {
-				return 0, errTextFrame
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			err = nil
-		}
-		if n > 0 || err != nil {
-			return n, err
-		}
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
