@@ -18,7 +18,7 @@ func TestIdleIdentityParks(t *testing.T) {
 	h := startHub(t, nil)
 	ids := register(t, h, "dev1", "dev2")
 	cfg := hubConfig(h)
-	cfg.KeepAlive = time.Second
+	cfg.KeepAlive = 2 * time.Second // PINGREQ after 1.5 s idle; the hub cuts at 3 s
 	q := newMemQueue()
 	p, err := New(cfg, ids, q, newRecorder(), nil)
 	if err != nil {
@@ -31,11 +31,11 @@ func TestIdleIdentityParks(t *testing.T) {
 		return goroutinesIn(inWorker) == 0 && goroutinesIn(inReader) == 2
 	})
 
-	// Five keep-alive periods of silence: no reconnect.
-	time.Sleep(5 * cfg.KeepAlive)
+	// Three keep-alive periods of silence: no reconnect.
+	time.Sleep(3 * cfg.KeepAlive)
 	for _, s := range p.Status() {
 		if !s.Connected || s.Reconnects != 0 || s.LastError != "" {
-			t.Fatalf("%s after 5 idle keep-alive periods: connected %v, %d reconnects, last error %q",
+			t.Fatalf("%s after 3 idle keep-alive periods: connected %v, %d reconnects, last error %q",
 				s.Identity, s.Connected, s.Reconnects, s.LastError)
 		}
 	}
