@@ -59,3 +59,34 @@ func TestIdleIdentityParks(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "the worker parked again", func() bool { return goroutinesIn(inWorker) == 0 })
 }
+
+// A pool can be run again after its Run returned: the second Run connects,
+// sends what was appended in between, and parks, and no worker of the
+// first Run is left.
+func TestPoolRunsAgain(t *testing.T) {
+	h := startHub(t, nil)
+	ids := register(t, h, "dev1")
+	q := newMemQueue()
+	p, err := New(hubConfig(h), ids, q, newRecorder(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.append("dev1", telemetry("dev1", 1))
+	stop := runPool(t, p)
+	eventually(t, 10*time.Second, "the first message", func() bool { return q.pending("dev1") == 0 })
+	stop()
+	if n := goroutinesIn(inWorker) + goroutinesIn(inReader); n != 0 {
+		t.Fatalf("%d worker or reader goroutines left after Run returned", n)
+	}
+	if p.Status()[0].Connected {
+		t.Fatal("connected after Run returned")
+	}
+
+	q.append("dev1", telemetry("dev1", 2)) // the first Run's Notify callback may still be registered
+	stop = runPool(t, p)
+	defer stop()
+	eventually(t, 10*time.Second, "the second message", func() bool { return q.pending("dev1") == 0 })
+	eventually(t, 10*time.Second, "parked", func() bool { return goroutinesIn(inWorker) == 0 && goroutinesIn(inReader) == 1 })
+	bodies, props := hubTelemetry(h, "dev1")
+	checkInOrder(t, "dev1", bodies, props, 2)
+}
