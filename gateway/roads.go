@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,10 +92,25 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 		reported.Created = time.Now().UTC()
 		data, _ := reported.MarshalBinary()
 		if err := d.queue.Append(ctx, buffer.Entry{Stream: string(reported.Identity), Data: data}); err != nil {
-			d.log.Error("cannot queue reported acknowledgement", "identity", reported.Identity, "err", err)
+			// The write is done but the twin would never hear of it. A
+			// passing failure makes northbound apply the version again
+			// after its back-off (writing the same values is harmless), so
+			// the acknowledgement is queued once the buffer takes it again
+			// (disk space back).
+			if ctx.Err() == nil {
+				d.log.Warn("cannot queue the reported acknowledgement; the desired properties will be applied again",
+					"identity", reported.Identity, "version", cmd.Version, "err", err)
+			}
+			return edgegw.Result{Status: 503, Payload: errorBody(fmt.Errorf("reported acknowledgement not queued: %w", err))}
 		}
 	}
 	return res
+}
+
+// errorBody is a result payload {"error": "..."}.
+func errorBody(err error) []byte {
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+	return b
 }
 
 // withStatus gives an adapter's error the status the hub should see: the
