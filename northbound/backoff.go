@@ -58,10 +58,9 @@ const stableAfter = 30 * time.Second
 // attempt, also a renewal, first takes a token from lim, the gateway-wide
 // connect rate limit.
 //
-// run is the whole loop for a caller that blocks for the life of each
-// connection. The pool's links do not (an idle identity holds no
-// goroutine), so they call its two halves: next until connected, ended when
-// the connection is over.
+// A link calls its two halves: next until connected, ended when the
+// connection is over (an idle identity holds no goroutine, so nothing
+// blocks for the life of a connection).
 type supervisor struct {
 	lim     *rate.Limiter
 	bo      backoff
@@ -71,21 +70,6 @@ type supervisor struct {
 
 	fails       int  // consecutive failures
 	lastRefused bool // the last failure was a refusal
-}
-
-func (s *supervisor) run(ctx context.Context) {
-	for {
-		serve, ok := s.next(ctx)
-		if !ok {
-			return
-		}
-		start := time.Now()
-		err := serve()
-		if ctx.Err() != nil {
-			return
-		}
-		s.ended(err, start)
-	}
 }
 
 // next waits out the back-off and the rate limit and connects, until it

@@ -137,3 +137,20 @@ func TestSupervisorRenewal(t *testing.T) {
 		}
 	})
 }
+
+// run is the whole supervisor loop for a caller that blocks for the life of
+// each connection, as the tests drive it: next, serve, ended.
+func (s *supervisor) run(ctx context.Context) {
+	for {
+		serve, ok := s.next(ctx)
+		if !ok {
+			return
+		}
+		start := time.Now()
+		err := serve()
+		if ctx.Err() != nil {
+			return
+		}
+		s.ended(err, start)
+	}
+}
