@@ -47,6 +47,15 @@ func (b backoff) delay(fails int, refused bool) time.Duration {
 // errRenew ends a session on purpose: its token is due for renewal.
 var errRenew = errors.New("token renewal")
 
+// errRedeliver ends a session on purpose: a C2D message was left
+// unacknowledged for a passing reason, and the hub redelivers only after a
+// reconnect.
+var errRedeliver = errors.New("reconnect for the redelivery of a cloud-to-device message")
+
+// planned reports whether a session ended on purpose: a reconnect that is
+// no failure and lets what is in flight land first.
+func planned(err error) bool { return errors.Is(err, errRenew) || errors.Is(err, errRedeliver) }
+
 // stableAfter is how long a connection must have lasted for its loss to
 // count as a first failure again (the back-off resets).
 const stableAfter = 30 * time.Second
@@ -106,7 +115,7 @@ func (s *supervisor) next(ctx context.Context) (serve func() error, ok bool) {
 // the first failure again.
 func (s *supervisor) ended(err error, start time.Time) {
 	s.lastRefused = false
-	if errors.Is(err, errRenew) {
+	if planned(err) {
 		s.fails = 0
 		return
 	}

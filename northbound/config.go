@@ -85,8 +85,9 @@ type Config struct {
 	MaxCommands int `yaml:"max_commands"`
 	// DesiredRetryMin and DesiredRetryMax bound the jittered exponential
 	// delay before desired properties whose write failed for a passing
-	// reason (device unavailable, 503; timed out, 504) are written again;
-	// defaults 5s and 2m.
+	// reason (device unavailable, 503; timed out, 504) are written again,
+	// and before the reconnect that has a C2D message that failed so
+	// redelivered; defaults 5s and 2m.
 	DesiredRetryMin time.Duration `yaml:"desired_retry_min"`
 	DesiredRetryMax time.Duration `yaml:"desired_retry_max"`
 

@@ -47,6 +47,7 @@ type link struct {
 	cmds         chan struct{} // semaphore: commands running
 	handlers     tracker       // command handlers in progress
 	c2dInHandler atomic.Int32  // C2D messages running or waiting for a slot
+	c2dRetries   atomic.Int32  // consecutive redelivery reconnects (back-off)
 
 	// Desired properties (desired.go).
 	slotMu      sync.Mutex
@@ -107,6 +108,11 @@ type session struct {
 	start  time.Time
 	cursor uint64      // last sequence sent; owned by the worker
 	timer  *time.Timer // wakes the parked worker for keep-alive and renewal
+
+	redeliver      sync.Once     // the redelivery reconnect is armed
+	redeliverTimer *time.Timer   // guarded by mu
+	redeliverIn    time.Duration // its delay; guarded by mu
+	redeliverDue   atomic.Bool   // drain ends the session with errRedeliver
 
 	slots chan struct{} // in-flight window
 	queue chan *flight  // sent, awaiting acknowledgement, in order
@@ -215,19 +221,27 @@ func (s *session) end(err error) {
 // all, and if they do not come the session ends for that instead.
 func (s *session) finish(reason error) error {
 	l := s.l
-	if errors.Is(reason, errRenew) {
+	if planned(reason) {
 		t := time.AfterFunc(l.p.cfg.AckTimeout, func() {
-			s.cancel(fmt.Errorf("token renewal: in-flight messages: %w", errAckTimeout))
+			s.cancel(fmt.Errorf("%w: in-flight messages: %w", reason, errAckTimeout))
 		})
 		s.ackers.Wait()
 		t.Stop()
-		if err := context.Cause(s.ctx); err != nil {
-			reason = err // lost or timed out while waiting: not a clean renewal
-		} else {
+		switch {
+		case context.Cause(s.ctx) != nil:
+			reason = context.Cause(s.ctx) // lost or timed out while waiting: not a clean reconnect
+		case errors.Is(reason, errRenew):
 			l.st.update(func(st *Status) { st.Renewals++ })
 			l.log.Debug("renewing token: planned reconnect")
+		default:
+			l.log.Debug("reconnecting for a cloud-to-device redelivery")
 		}
 	}
+	s.mu.Lock()
+	if s.redeliverTimer != nil {
+		s.redeliverTimer.Stop()
+	}
+	s.mu.Unlock()
 	s.ackers.Wait()
 	s.cancel(reason)
 	if s.timer != nil {

@@ -95,12 +95,15 @@ func (s *session) c2d(m *mqtt3.Message, in inbound) {
 	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload, Props: in.props}, s.ctx.Done())
 	l.c2dInHandler.Add(-1)
 	if transient(res.Status) {
-		if l.ctx.Err() == nil {
-			l.p.warn.warn("cloud-to-device message not carried out for now; left for the hub to redeliver after the next connect",
-				"identity", l.stream, "status", res.Status, "result", truncate(res.Payload, 200))
+		if l.ctx.Err() == nil && s.ctx.Err() == nil {
+			delay := s.scheduleRedelivery()
+			l.p.warn.warn("cloud-to-device message not carried out for now; left for the hub to redeliver after a reconnect",
+				"identity", l.stream, "status", res.Status, "reconnect_in", delay.Round(time.Millisecond),
+				"result", truncate(res.Payload, 200))
 		}
 		return
 	}
+	l.c2dRetries.Store(0)
 	m.Ack()
 	if res.Status >= 300 {
 		l.p.warn.warn("cloud-to-device message not carried out (completed: MQTT cannot reject)",
@@ -219,4 +222,42 @@ func (s *session) resolve(rid string, r twinResponse) {
 	if ok {
 		ch <- r
 	}
+}
+
+// scheduleRedelivery arms, once per session, a planned reconnect after a
+// back-off (Config.DesiredRetryMin doubling to DesiredRetryMax per
+// consecutive redelivery): IoT Hub redelivers an unacknowledged C2D message
+// only after a reconnect, and an identity whose token is never renewed
+// (X.509, a password) might otherwise not reconnect for days. It returns
+// the delay.
+func (s *session) scheduleRedelivery() time.Duration {
+	l := s.l
+	s.redeliver.Do(func() {
+		n := int(l.c2dRetries.Add(1))
+		d := backoff{min: l.p.cfg.DesiredRetryMin, max: l.p.cfg.DesiredRetryMax}.delay(n, false)
+		s.mu.Lock()
+		s.redeliverIn = d
+		s.redeliverTimer = time.AfterFunc(d, s.redeliverNow)
+		s.mu.Unlock()
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.redeliverIn
+}
+
+// redeliverNow makes the worker end the session for a reconnect, once no
+// C2D message is being carried out (its acknowledgement would be lost and
+// it would run twice).
+func (s *session) redeliverNow() {
+	if s.ctx.Err() != nil {
+		return
+	}
+	if s.l.c2dInHandler.Load() > 0 {
+		s.mu.Lock()
+		s.redeliverTimer.Reset(time.Second)
+		s.mu.Unlock()
+		return
+	}
+	s.redeliverDue.Store(true)
+	s.l.kick()
 }

@@ -42,7 +42,8 @@ var errKeepAlive = errors.New("keep-alive due")
 // everything has been sent and the wake-ups are armed (the queue's Notify
 // for new records, the timer for keep-alive and renewal): the worker may
 // park. Otherwise it returns why the session is over: errRenew when the
-// token is due, or the session's end cause.
+// token is due, errRedeliver when a C2D message is to be redelivered, or
+// the session's end cause.
 func (s *session) drain() error {
 	l := s.l
 	for {
@@ -52,6 +53,9 @@ func (s *session) drain() error {
 		now := time.Now()
 		if !s.renewAt.IsZero() && !now.Before(s.renewAt) {
 			return errRenew
+		}
+		if s.redeliverDue.Load() {
+			return errRedeliver
 		}
 		ka := s.conn.KeepAlive(now) // sends PINGREQ when due
 		if l.p.q.Notify(l.stream, s.cursor, l.kickFn) {

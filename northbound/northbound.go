@@ -22,12 +22,14 @@
 // section after every connect) and direct methods become [edgegw.Command]s
 // for the [Downlink]. A method's Result goes back as the method response; a
 // C2D message is acknowledged (PUBACK, which completes it at the hub) after
-// Handle returns a final status, and left for the hub to redeliver after
-// the next connect when the status is 503 or 504 or the pool is stopping.
-// Desired
-// properties are applied one document at a time per identity; a version
-// that failed for a passing reason (503, 504) is applied again after a
-// back-off, after the next connect, or with a newer patch.
+// Handle returns a final status, and left for the hub to redeliver when the
+// status is 503 or 504 or the pool is stopping; since the hub redelivers
+// only after a reconnect, the identity then reconnects on purpose after a
+// back-off (Config.DesiredRetryMin to DesiredRetryMax), letting what is in
+// flight land first, as for a token renewal. Desired properties are
+// applied one document at a time per identity; a version that failed for a
+// passing reason (503, 504) is applied again after a back-off, after the
+// next connect, or with a newer patch.
 //
 // Token renewal. MQTT 3.1.1 cannot re-authenticate a live connection and
 // IoT Hub closes it when the SAS token expires, so each identity renews by
@@ -100,8 +102,8 @@ type Queue interface {
 // identity are handed down one at a time. For C2D the message is
 // acknowledged to the hub (completed) after Handle returns, unless the
 // status is transient (503, 504): then it is not acknowledged, and the
-// hub redelivers it after the next connect (so Handle may see a message
-// again). Any other non-2xx status is logged; IoT Hub's MQTT surface
+// hub redelivers it after the reconnect the pool makes for it (so Handle
+// may see a message again). Any other non-2xx status is logged; IoT Hub's MQTT surface
 // cannot reject a message.
 type Downlink interface {
 	Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
