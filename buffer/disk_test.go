@@ -9,69 +9,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edgegw/edgegw/internal/testpeer"
 )
-
-// skipUnlessCI skips the test, or fails it when CI is set: CI must never
-// skip silently.
-func skipUnlessCI(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
-// mountTmpfs mounts a tmpfs of size bytes under a temporary directory
-// and unmounts it when the test ends.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.FormatInt(size, 10)); err != nil {
-		skipUnlessCI(t, "cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fillTo writes a ballast file so that the filesystem of dir has about
-// free bytes left, and returns its path.
-func fillTo(t *testing.T, dir string, free int64) string {
-	t.Helper()
-	have, err := freeSpace(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "ballast")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, have-free); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // TestDiskFull fills a real (tmpfs) filesystem so that less than the
 // reserve is free, and checks that Append fails with ENOSPC without
 // writing, that reads and acks go on, and that appends work again once
 // space returns.
 func TestDiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, 64<<20)
+	mnt := testpeer.Tmpfs(t, 64<<20)
 	logs := &logCapture{}
 	q, err := Open(Config{Dir: filepath.Join(mnt, "queue"), MinFreeBytes: 16 << 20}, slog.New(logs))
 	if err != nil {
@@ -81,7 +33,7 @@ func TestDiskFull(t *testing.T) {
 	ctx := context.Background()
 	appendN(t, q, "a", 1, 3)
 
-	ballast := fillTo(t, mnt, 8<<20)
+	ballast := testpeer.FillTo(t, mnt, 8<<20)
 	err = q.Append(ctx, Entry{Stream: "a", Data: []byte("a-x")}, Entry{Stream: "b", Data: []byte("b-x")})
 	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("append on a full disk = %v, want ENOSPC", err)
@@ -138,7 +90,7 @@ func noReserveChild() {
 // return. If this test fails because the child got a clean error, badger
 // has changed and the reserve can be reconsidered.
 func TestNoReserveIsFatal(t *testing.T) {
-	mnt := mountTmpfs(t, 24<<20)
+	mnt := testpeer.Tmpfs(t, 24<<20)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), noReserveChildEnv+"="+filepath.Join(mnt, "queue"))
 	var stderr bytes.Buffer
