@@ -143,7 +143,7 @@ func startMosquittoConf(t *testing.T, conf func(port int) string) int {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-c", path)
-	out := &logBuffer{}
+	out := &testpeer.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgegw/edgegw/internal/testpeer"
 )
 
 func TestUsageErrorsExit2(t *testing.T) {
@@ -58,24 +59,6 @@ func TestRegistryValidate(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRunPersists starts hubsim twice on one data dir: the CA, the
 // registry from the file and generated keys survive; it prints the
 // connection strings and exits 0 when its context ends.
@@ -86,7 +69,7 @@ func TestRunPersists(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	start := func() string {
 		ctx, cancel := context.WithCancel(context.Background())
-		var out, errOut syncBuffer
+		var out, errOut testpeer.Buffer
 		done := make(chan int, 1)
 		go func() {
 			done <- run(ctx, []string{"-data", data, "-mqtt", "127.0.0.1:0", "-https", "127.0.0.1:0", "-registry", reg}, &out, &errOut)

@@ -1,7 +1,6 @@
 package mqtt3
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
@@ -190,7 +189,7 @@ func startMosquitto(t *testing.T, extra string) *broker {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-c", path)
-	var out lockedBuffer
+	var out testpeer.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -224,23 +223,6 @@ func startMosquitto(t *testing.T, extra string) *broker {
 		return release
 	}
 	return &broker{name: "mosquitto", addr: addr, hold: hold, kill: kill}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // pahoClient is a paho.mqtt.golang peer, disconnected when the test ends.
