@@ -23,6 +23,15 @@ func (e *FieldError) Error() string {
 	return e.Path + ": " + e.Reason
 }
 
+// SetDefault sets *p to v when *p is the zero value: the one line each
+// Config.SetDefaults repeats per field.
+func SetDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
 // Errorf returns a *FieldError for path with a formatted reason.
 func Errorf(path, format string, args ...any) error {
 	return &FieldError{Path: path, Reason: fmt.Sprintf(format, args...)}

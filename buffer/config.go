@@ -57,27 +57,13 @@ const (
 // SetDefaults fills zero fields with their defaults. Dir has no default
 // here: the gateway sets it.
 func (c *Config) SetDefaults() {
-	if c.MaxBytes == 0 {
-		c.MaxBytes = DefaultMaxBytes
-	}
-	if c.MaxAge == 0 {
-		c.MaxAge = DefaultMaxAge
-	}
-	if c.AlarmMaxAge == 0 {
-		c.AlarmMaxAge = max(DefaultAlarmMaxAge, c.MaxAge)
-	}
-	if c.MinFreeBytes == 0 {
-		c.MinFreeBytes = DefaultMinFreeBytes
-	}
-	if c.SweepInterval == 0 {
-		c.SweepInterval = DefaultSweepInterval
-	}
-	if c.DropLogInterval == 0 {
-		c.DropLogInterval = DefaultDropLogInterval
-	}
-	if c.reclaimSlack == 0 {
-		c.reclaimSlack = reclaimSlack
-	}
+	edgegw.SetDefault(&c.MaxBytes, DefaultMaxBytes)
+	edgegw.SetDefault(&c.MaxAge, DefaultMaxAge)
+	edgegw.SetDefault(&c.AlarmMaxAge, max(DefaultAlarmMaxAge, c.MaxAge))
+	edgegw.SetDefault(&c.MinFreeBytes, DefaultMinFreeBytes)
+	edgegw.SetDefault(&c.SweepInterval, DefaultSweepInterval)
+	edgegw.SetDefault(&c.DropLogInterval, DefaultDropLogInterval)
+	edgegw.SetDefault(&c.reclaimSlack, reclaimSlack)
 }
 
 // Validate reports every invalid field, with paths relative to Config.

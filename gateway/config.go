@@ -142,35 +142,21 @@ func Parse(name string, data []byte) (*Config, error) {
 // SetDefaults fills every unset field; it is the only place defaults are
 // decided (each room's SetDefaults for its own section).
 func (c *Config) SetDefaults() {
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
-	}
+	edgegw.SetDefault(&c.Log.Level, "info")
+	edgegw.SetDefault(&c.Log.Format, "text")
 	if c.StateDir == "" {
 		c.StateDir = os.Getenv("STATE_DIRECTORY")
 		if i := strings.IndexByte(c.StateDir, ':'); i >= 0 { // systemd may list several
 			c.StateDir = c.StateDir[:i]
 		}
-		if c.StateDir == "" {
-			c.StateDir = "/var/lib/edgegw"
-		}
+		edgegw.SetDefault(&c.StateDir, "/var/lib/edgegw")
 	}
-	if c.Buffer.Dir == "" {
-		c.Buffer.Dir = c.StateDir + "/queue"
-	}
+	edgegw.SetDefault(&c.Buffer.Dir, c.StateDir+"/queue")
 	c.Buffer.SetDefaults()
 	if c.Hubsim != nil && c.Hubsim.Enabled {
-		if c.Hubsim.MQTTAddr == "" {
-			c.Hubsim.MQTTAddr = "127.0.0.1:8883"
-		}
-		if c.Hubsim.HTTPAddr == "" {
-			c.Hubsim.HTTPAddr = "127.0.0.1:8443"
-		}
-		if c.Hub.Host == "" {
-			c.Hub.Host = "localhost"
-		}
+		edgegw.SetDefault(&c.Hubsim.MQTTAddr, "127.0.0.1:8883")
+		edgegw.SetDefault(&c.Hubsim.HTTPAddr, "127.0.0.1:8443")
+		edgegw.SetDefault(&c.Hub.Host, "localhost")
 	}
 	c.Hub.SetDefaults()
 	for i := range c.Southbound {

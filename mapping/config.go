@@ -180,28 +180,18 @@ const (
 
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
-	if c.UnknownMethodStatus == 0 {
-		c.UnknownMethodStatus = DefaultUnknownMethodStatus
-	}
+	edgegw.SetDefault(&c.UnknownMethodStatus, DefaultUnknownMethodStatus)
 	for i := range c.Devices {
 		d := &c.Devices[i]
-		if d.Body.ContentType == "" {
-			d.Body.ContentType = DefaultContentType
-		}
-		if d.Body.ContentEncoding == "" {
-			d.Body.ContentEncoding = DefaultContentEncoding
-		}
-		if d.Unlisted == "" {
-			d.Unlisted = "send"
-		}
+		edgegw.SetDefault(&d.Body.ContentType, DefaultContentType)
+		edgegw.SetDefault(&d.Body.ContentEncoding, DefaultContentEncoding)
+		edgegw.SetDefault(&d.Unlisted, "send")
 		if d.Deadband != nil && d.MaxSilence == 0 {
 			d.MaxSilence = DefaultMaxSilence
 		}
 		for j := range d.Points {
 			p := &d.Points[j]
-			if p.Field == "" {
-				p.Field = p.Name
-			}
+			edgegw.SetDefault(&p.Field, p.Name)
 			if p.Deadband != nil && p.MaxSilence == 0 && d.MaxSilence == 0 {
 				p.MaxSilence = DefaultMaxSilence
 			}

@@ -123,12 +123,8 @@ type Topics struct {
 
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
-	if c.Profile == "" {
-		c.Profile = ProfileIoTHub
-	}
-	if c.Transport == "" {
-		c.Transport = TransportMQTT
-	}
+	edgegw.SetDefault(&c.Profile, ProfileIoTHub)
+	edgegw.SetDefault(&c.Transport, TransportMQTT)
 	if c.Port == 0 {
 		switch {
 		case c.Transport == TransportWebSocket && c.Insecure:
@@ -147,34 +143,27 @@ func (c *Config) SetDefaults() {
 			c.WebSocketPath = "/$iothub/websocket"
 		}
 	}
-	setDefault(&c.ConnectRate, 50)
-	setDefault(&c.ConnectBurst, 1)
-	setDefault(&c.BackoffMin, time.Second)
-	setDefault(&c.BackoffMax, 2*time.Minute)
-	setDefault(&c.ConnectTimeout, 30*time.Second)
-	setDefault(&c.KeepAlive, 4*time.Minute)
-	setDefault(&c.AckTimeout, 30*time.Second)
-	setDefault(&c.TokenTTL, time.Hour)
-	setDefault(&c.APIVersion, "2021-04-12")
-	setDefault(&c.InFlight, 20)
-	setDefault(&c.MaxCommands, 4)
-	setDefault(&c.DesiredRetryMin, 5*time.Second)
-	setDefault(&c.DesiredRetryMax, 2*time.Minute)
+	edgegw.SetDefault(&c.ConnectRate, 50)
+	edgegw.SetDefault(&c.ConnectBurst, 1)
+	edgegw.SetDefault(&c.BackoffMin, time.Second)
+	edgegw.SetDefault(&c.BackoffMax, 2*time.Minute)
+	edgegw.SetDefault(&c.ConnectTimeout, 30*time.Second)
+	edgegw.SetDefault(&c.KeepAlive, 4*time.Minute)
+	edgegw.SetDefault(&c.AckTimeout, 30*time.Second)
+	edgegw.SetDefault(&c.TokenTTL, time.Hour)
+	edgegw.SetDefault(&c.APIVersion, "2021-04-12")
+	edgegw.SetDefault(&c.InFlight, 20)
+	edgegw.SetDefault(&c.MaxCommands, 4)
+	edgegw.SetDefault(&c.DesiredRetryMin, 5*time.Second)
+	edgegw.SetDefault(&c.DesiredRetryMax, 2*time.Minute)
 	t := &c.Topics
-	setDefault(&t.ClientID, "{id}")
-	setDefault(&t.Telemetry, "devices/{id}/telemetry")
-	setDefault(&t.Reported, "devices/{id}/reported")
-	setDefault(&t.Desired, "devices/{id}/desired")
-	setDefault(&t.Commands, "devices/{id}/commands")
-	setDefault(&t.Responses, "devices/{id}/responses")
-	setDefault(&t.C2D, "devices/{id}/c2d")
-}
-
-func setDefault[T comparable](p *T, v T) {
-	var zero T
-	if *p == zero {
-		*p = v
-	}
+	edgegw.SetDefault(&t.ClientID, "{id}")
+	edgegw.SetDefault(&t.Telemetry, "devices/{id}/telemetry")
+	edgegw.SetDefault(&t.Reported, "devices/{id}/reported")
+	edgegw.SetDefault(&t.Desired, "devices/{id}/desired")
+	edgegw.SetDefault(&t.Commands, "devices/{id}/commands")
+	edgegw.SetDefault(&t.Responses, "devices/{id}/responses")
+	edgegw.SetDefault(&t.C2D, "devices/{id}/c2d")
 }
 
 // Validate checks c after SetDefaults. Paths are relative to the section.

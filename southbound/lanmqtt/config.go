@@ -111,27 +111,13 @@ const (
 
 // SetDefaults fills zero fields with defaults.
 func (c *Config) SetDefaults() {
-	if c.Listen == "" {
-		c.Listen = DefaultListen
-	}
-	if c.MaxMessageBytes == 0 {
-		c.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = DefaultMaxPending
-	}
-	if c.MaxInflight == 0 {
-		c.MaxInflight = DefaultMaxInflight
-	}
-	if c.SessionExpiry == 0 {
-		c.SessionExpiry = DefaultSessionExpiry
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
-	}
-	if c.MaxClients == 0 {
-		c.MaxClients = DefaultMaxClients
-	}
+	edgegw.SetDefault(&c.Listen, DefaultListen)
+	edgegw.SetDefault(&c.MaxMessageBytes, DefaultMaxMessageBytes)
+	edgegw.SetDefault(&c.MaxPending, DefaultMaxPending)
+	edgegw.SetDefault(&c.MaxInflight, DefaultMaxInflight)
+	edgegw.SetDefault(&c.SessionExpiry, DefaultSessionExpiry)
+	edgegw.SetDefault(&c.ConnectTimeout, DefaultConnectTimeout)
+	edgegw.SetDefault(&c.MaxClients, DefaultMaxClients)
 }
 
 var placeholderRE = regexp.MustCompile(`\{([^{}]*)\}`)

@@ -111,37 +111,19 @@ const (
 
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = DefaultBackoffMax
-	}
+	edgegw.SetDefault(&c.Timeout, DefaultTimeout)
+	edgegw.SetDefault(&c.BackoffMax, DefaultBackoffMax)
 	if r := c.RTU; r != nil {
-		if r.Baud == 0 {
-			r.Baud = DefaultBaud
-		}
-		if r.Parity == "" {
-			r.Parity = "E"
-		}
-		if r.DataBits == 0 {
-			r.DataBits = 8
-		}
-		if r.StopBits == 0 {
-			r.StopBits = 1
-		}
+		edgegw.SetDefault(&r.Baud, DefaultBaud)
+		edgegw.SetDefault(&r.Parity, "E")
+		edgegw.SetDefault(&r.DataBits, 8)
+		edgegw.SetDefault(&r.StopBits, 1)
 	}
 	for i := range c.Devices {
 		d := &c.Devices[i]
-		if d.Poll == 0 {
-			d.Poll = DefaultPoll
-		}
-		if d.MaxRegisters == 0 {
-			d.MaxRegisters = maxRegsPerRead
-		}
-		if d.MaxBits == 0 {
-			d.MaxBits = maxBitsPerRead
-		}
+		edgegw.SetDefault(&d.Poll, DefaultPoll)
+		edgegw.SetDefault(&d.MaxRegisters, maxRegsPerRead)
+		edgegw.SetDefault(&d.MaxBits, maxBitsPerRead)
 		for j := range d.Points {
 			p := &d.Points[j]
 			if p.Type == "" {
@@ -152,9 +134,7 @@ func (c *Config) SetDefaults() {
 					p.Type = "uint16"
 				}
 			}
-			if p.Order == "" {
-				p.Order = "ABCD"
-			}
+			edgegw.SetDefault(&p.Order, "ABCD")
 		}
 	}
 }

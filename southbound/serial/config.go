@@ -83,36 +83,16 @@ func (c *Config) settings() tty.Settings {
 
 // SetDefaults fills zero fields with defaults.
 func (c *Config) SetDefaults() {
-	if c.Baud == 0 {
-		c.Baud = DefaultBaud
-	}
-	if c.Parity == "" {
-		c.Parity = "none"
-	}
-	if c.DataBits == 0 {
-		c.DataBits = 8
-	}
-	if c.StopBits == 0 {
-		c.StopBits = 1
-	}
-	if c.Delimiter == "" {
-		c.Delimiter = DefaultDelimiter
-	}
-	if c.Terminator == "" {
-		c.Terminator = DefaultTerminator
-	}
-	if c.MaxLine == 0 {
-		c.MaxLine = DefaultMaxLine
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = DefaultPollInterval
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.ReopenMax == 0 {
-		c.ReopenMax = DefaultReopenMax
-	}
+	edgegw.SetDefault(&c.Baud, DefaultBaud)
+	edgegw.SetDefault(&c.Parity, "none")
+	edgegw.SetDefault(&c.DataBits, 8)
+	edgegw.SetDefault(&c.StopBits, 1)
+	edgegw.SetDefault(&c.Delimiter, DefaultDelimiter)
+	edgegw.SetDefault(&c.Terminator, DefaultTerminator)
+	edgegw.SetDefault(&c.MaxLine, DefaultMaxLine)
+	edgegw.SetDefault(&c.PollInterval, DefaultPollInterval)
+	edgegw.SetDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	edgegw.SetDefault(&c.ReopenMax, DefaultReopenMax)
 	for i := range c.Devices {
 		for j := range c.Devices[i].Points {
 			if c.Devices[i].Points[j].Kind == "" {

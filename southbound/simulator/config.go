@@ -62,9 +62,7 @@ var kinds = map[string]edgegw.Kind{
 func (c *Config) SetDefaults() {
 	for i := range c.Devices {
 		d := &c.Devices[i]
-		if d.Interval == 0 {
-			d.Interval = DefaultInterval
-		}
+		edgegw.SetDefault(&d.Interval, DefaultInterval)
 		for j := range d.Points {
 			if d.Points[j].Period == 0 {
 				d.Points[j].Period = DefaultPeriod
