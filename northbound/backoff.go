@@ -61,8 +61,7 @@ func planned(err error) bool { return errors.Is(err, errRenew) || errors.Is(err,
 const stableAfter = 30 * time.Second
 
 // supervisor paces the connects of one identity. connect makes one
-// attempt; on success it returns serve, which runs the connection and
-// returns why it ended (errRenew for a planned renewal). report is told
+// attempt. report is told
 // about every failure with the number of consecutive failures. Every
 // attempt, also a renewal, first takes a token from lim, the gateway-wide
 // connect rate limit.
@@ -73,7 +72,7 @@ const stableAfter = 30 * time.Second
 type supervisor struct {
 	lim     *rate.Limiter
 	bo      backoff
-	connect func(ctx context.Context) (serve func() error, err error)
+	connect func(ctx context.Context) error
 	report  func(err error, fails int)
 	refused func(err error) bool // credentials refused: longer back-off
 
@@ -82,27 +81,27 @@ type supervisor struct {
 }
 
 // next waits out the back-off and the rate limit and connects, until it
-// succeeds (ok) or ctx ends.
-func (s *supervisor) next(ctx context.Context) (serve func() error, ok bool) {
+// succeeds (true) or ctx ends (false).
+func (s *supervisor) next(ctx context.Context) bool {
 	for {
 		if d := s.bo.delay(s.fails, s.lastRefused); d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, false
+				return false
 			case <-t.C:
 			}
 		}
 		if err := s.lim.Wait(ctx); err != nil {
-			return nil, false // ctx ended (or can never get a token)
+			return false // ctx ended (or can never get a token)
 		}
-		serve, err := s.connect(ctx)
+		err := s.connect(ctx)
 		if ctx.Err() != nil {
-			return nil, false
+			return false
 		}
 		if err == nil {
-			return serve, true
+			return true
 		}
 		s.fails++
 		s.lastRefused = s.refused(err)

@@ -54,27 +54,27 @@ func TestSupervisorOutageRecovery(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for i := range n {
+			dial := func(ctx context.Context) (func() error, error) {
+				now := time.Now()
+				mu.Lock()
+				attempts = append(attempts, now.Sub(start))
+				mu.Unlock()
+				if now.Before(hubBack) {
+					return nil, errors.New("connection refused")
+				}
+				return func() error {
+					connectedAt[i] = time.Since(start)
+					<-ctx.Done()
+					return ctx.Err()
+				}, nil
+			}
 			sv := &supervisor{
-				lim: lim,
-				bo:  backoff{min: time.Second, max: 20 * time.Second},
-				connect: func(ctx context.Context) (func() error, error) {
-					now := time.Now()
-					mu.Lock()
-					attempts = append(attempts, now.Sub(start))
-					mu.Unlock()
-					if now.Before(hubBack) {
-						return nil, errors.New("connection refused")
-					}
-					return func() error {
-						connectedAt[i] = time.Since(start)
-						<-ctx.Done()
-						return ctx.Err()
-					}, nil
-				},
+				lim:     lim,
+				bo:      backoff{min: time.Second, max: 20 * time.Second},
 				report:  func(error, int) {},
 				refused: func(error) bool { return false },
 			}
-			wg.Go(func() { sv.run(ctx) })
+			wg.Go(func() { runSupervisor(ctx, sv, dial) })
 		}
 		time.Sleep(2 * time.Minute)
 		cancel()
@@ -110,25 +110,25 @@ func TestSupervisorRenewal(t *testing.T) {
 		var connects []time.Time
 		var reports int
 		ctx, cancel := context.WithCancel(context.Background())
+		dial := func(ctx context.Context) (func() error, error) {
+			connects = append(connects, time.Now())
+			return func() error {
+				select {
+				case <-time.After(3 * time.Second):
+					return errRenew
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}, nil
+		}
 		sv := &supervisor{
-			lim: rate.NewLimiter(rate.Inf, 1),
-			bo:  backoff{min: time.Minute, max: time.Hour},
-			connect: func(ctx context.Context) (func() error, error) {
-				connects = append(connects, time.Now())
-				return func() error {
-					select {
-					case <-time.After(3 * time.Second):
-						return errRenew
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-				}, nil
-			},
+			lim:     rate.NewLimiter(rate.Inf, 1),
+			bo:      backoff{min: time.Minute, max: time.Hour},
 			report:  func(error, int) { reports++ },
 			refused: func(error) bool { return false },
 		}
 		done := make(chan struct{})
-		go func() { sv.run(ctx); close(done) }()
+		go func() { runSupervisor(ctx, sv, dial); close(done) }()
 		time.Sleep(10 * time.Second)
 		cancel()
 		<-done
@@ -138,19 +138,21 @@ func TestSupervisorRenewal(t *testing.T) {
 	})
 }
 
-// run is the whole supervisor loop for a caller that blocks for the life of
-// each connection, as the tests drive it: next, serve, ended.
-func (s *supervisor) run(ctx context.Context) {
-	for {
-		serve, ok := s.next(ctx)
-		if !ok {
-			return
-		}
+// runSupervisor drives sv as a caller that blocks for the life of each
+// connection would: dial makes an attempt and returns the connection's
+// serve, which returns why it ended.
+func runSupervisor(ctx context.Context, sv *supervisor, dial func(context.Context) (func() error, error)) {
+	var serve func() error
+	sv.connect = func(ctx context.Context) (err error) {
+		serve, err = dial(ctx)
+		return err
+	}
+	for sv.next(ctx) {
 		start := time.Now()
 		err := serve()
 		if ctx.Err() != nil {
 			return
 		}
-		s.ended(err, start)
+		sv.ended(err, start)
 	}
 }

@@ -129,9 +129,8 @@ type twinResponse struct {
 	body   []byte
 }
 
-// connect makes one connection attempt. On success it sets l.sess (the
-// worker keeps the session itself: serve is nil).
-func (l *link) connect(ctx context.Context) (func() error, error) {
+// connect makes one connection attempt. On success it sets l.sess.
+func (l *link) connect(ctx context.Context) error {
 	cfg, prof := &l.p.cfg, l.p.prof
 	s := &session{l: l,
 		slots: make(chan struct{}, cfg.InFlight), queue: make(chan *flight, cfg.InFlight), twinDue: l.p.hasTwin()}
@@ -144,7 +143,7 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 		tok, err := l.id.Token(l.p.cfg.Host, expiry, l.secondary.Load())
 		if err != nil {
 			s.cancel(nil)
-			return nil, err
+			return err
 		}
 		pass, s.renewAt = tok, renew
 	}
@@ -179,16 +178,16 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 	if err := <-errc; err != nil {
 		s.cancel(nil)
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("connect %s: no answer within %v", l.p.ep.url, cfg.ConnectTimeout)
+			return fmt.Errorf("connect %s: no answer within %v", l.p.ep.url, cfg.ConnectTimeout)
 		}
 		var refused *mqtt3.RefusedError
 		if errors.As(err, &refused) && (refused.Code == 4 || refused.Code == 5) {
-			return nil, fmt.Errorf("connect %s: %w (%v)", l.p.ep.url, ErrRefused, err)
+			return fmt.Errorf("connect %s: %w (%v)", l.p.ep.url, ErrRefused, err)
 		}
-		return nil, fmt.Errorf("connect %s: %w", l.p.ep.url, err)
+		return fmt.Errorf("connect %s: %w", l.p.ep.url, err)
 	}
 	l.connects++
 	now := time.Now()
@@ -205,7 +204,7 @@ func (l *link) connect(ctx context.Context) (func() error, error) {
 	l.log.Debug("connected", "token_expiry", expiry)
 	s.start, s.cursor = now, l.acked.Load()
 	l.sess = s
-	return nil, nil
+	return nil
 }
 
 // end ends the session for err (the first reason wins) and wakes the

@@ -92,7 +92,7 @@ func (l *link) work() {
 func (l *link) step() {
 	for l.ctx.Err() == nil {
 		if l.sess == nil {
-			if _, ok := l.sv.next(l.ctx); !ok {
+			if !l.sv.next(l.ctx) {
 				return
 			}
 			l.sess.startDesired()
