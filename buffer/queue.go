@@ -44,6 +44,8 @@ type Queue struct {
 	dbClosed bool
 
 	reqs       chan *request // to the writer
+	pushMu     sync.RWMutex  // read-held while pushing to reqs; see enqueue
+	pushClosed bool          // under pushMu: the writer takes no more
 	closing    chan struct{} // closed by Close
 	writerDone chan struct{} // closed when the writer has exited
 	reclaimCh  chan struct{} // writer -> maintenance: much was deleted
@@ -130,7 +132,37 @@ func (q *Queue) Append(ctx context.Context, entries ...Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	r := &request{op: opAppend, entries: entries, values: make([][]byte, len(entries)), done: make(chan error, 1)}
+	done := make(chan error, 1)
+	if err := q.AppendAsync(ctx, done, entries...); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// AppendAsync is Append without the wait: it hands entries to the group
+// commit and returns; the outcome, with Append's meaning, is then sent on
+// done exactly once, from the queue's writer, so done must have room for
+// it (a buffer of one per call in flight). An error returned by
+// AppendAsync itself (invalid or too large entries, ErrClosed, ctx.Err())
+// means nothing was handed over and nothing is sent on done.
+//
+// Appends handed over one after another by one goroutine are stored in
+// that order, so a caller may keep several in flight and still know that
+// each stream grows in the order it called. AppendAsync blocks only while
+// the writer's intake is full (back-pressure from the disk) or until ctx
+// ends. Every call that returned nil is answered, also when the queue is
+// closed meanwhile (ErrClosed).
+func (q *Queue) AppendAsync(ctx context.Context, done chan error, entries ...Entry) error {
+	if len(entries) == 0 {
+		done <- nil
+		return nil
+	}
+	r := &request{op: opAppend, entries: entries, values: make([][]byte, len(entries)), done: done}
 	for i, e := range entries {
 		switch {
 		case e.Stream == "" || len(e.Stream) > MaxStreamName:
@@ -145,13 +177,7 @@ func (q *Queue) Append(ctx context.Context, entries ...Entry) error {
 	if r.size > q.cfg.MaxBytes || r.est+metaCost(MaxStreamName) >= q.maxTxnSize || int64(2*len(entries))+1 >= q.maxTxnCount {
 		return fmt.Errorf("buffer: append of %d entries, %d bytes: more than one batch may hold: %w", len(entries), r.size, ErrTooLarge)
 	}
-	err := q.submit(ctx, r)
-	if err != nil && !errors.Is(err, ErrClosed) {
-		q.mu.Lock()
-		q.counters.appendErrors++
-		q.mu.Unlock()
-	}
-	return err
+	return q.enqueue(ctx, r)
 }
 
 // Read returns up to max records of stream with Seq > after, in order.
@@ -292,8 +318,16 @@ func (q *Queue) Ack(name string, upto uint64) error {
 	return q.submit(context.Background(), &request{op: opAck, stream: name, upto: upto, done: make(chan error, 1)})
 }
 
-// submit hands r to the writer and waits for its answer.
-func (q *Queue) submit(ctx context.Context, r *request) error {
+// enqueue hands r to the writer, which will answer on r.done. Once the
+// writer has stopped taking requests nothing more is handed over
+// (ErrClosed): pushMu makes "not closing, then pushed" one step against
+// the writer's last sweep of q.reqs, so no request is left unanswered.
+func (q *Queue) enqueue(ctx context.Context, r *request) error {
+	q.pushMu.RLock()
+	defer q.pushMu.RUnlock()
+	if q.pushClosed {
+		return ErrClosed
+	}
 	select {
 	case <-q.closing:
 		return ErrClosed
@@ -301,23 +335,24 @@ func (q *Queue) submit(ctx context.Context, r *request) error {
 	}
 	select {
 	case q.reqs <- r:
+		return nil
 	case <-q.closing:
 		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// submit hands r to the writer and waits for its answer.
+func (q *Queue) submit(ctx context.Context, r *request) error {
+	if err := q.enqueue(ctx, r); err != nil {
+		return err
 	}
 	select {
 	case err := <-r.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-q.writerDone:
-		select { // the writer answers everything it took before it exits
-		case err := <-r.done:
-			return err
-		default:
-			return ErrClosed
-		}
 	}
 }
 

@@ -31,7 +31,7 @@ type request struct {
 	stream  string   // opAck, opDrop
 	upto    uint64   // opAck
 	seqs    []uint64 // opDrop, ascending
-	done    chan error
+	done    chan error // buffered: the writer never blocks on it
 	err     error
 }
 
@@ -54,17 +54,38 @@ func (q *Queue) writeLoop() {
 			break
 		}
 		q.process(reqs)
-		for _, r := range reqs {
-			r.done <- r.err
-		}
+		q.answer(reqs)
 	}
-	for { // fail what is still queued
+	// Fail what is still queued. Holding pushMu, nothing can be pushed
+	// behind this sweep, so every request handed over is answered.
+	q.pushMu.Lock()
+	defer q.pushMu.Unlock()
+	q.pushClosed = true
+	for {
 		select {
 		case r := <-q.reqs:
 			r.done <- ErrClosed
 		default:
 			return
 		}
+	}
+}
+
+// answer sends each request its outcome, counting failed appends.
+func (q *Queue) answer(reqs []*request) {
+	failed := 0
+	for _, r := range reqs {
+		if r.op == opAppend && r.err != nil {
+			failed++
+		}
+	}
+	if failed > 0 {
+		q.mu.Lock()
+		q.counters.appendErrors += uint64(failed)
+		q.mu.Unlock()
+	}
+	for _, r := range reqs {
+		r.done <- r.err
 	}
 }
 
