@@ -24,13 +24,13 @@ const (
 
 type request struct {
 	op      opKind
-	entries []Entry  // opAppend
-	values  [][]byte // opAppend: encoded values, time filled in by the writer
-	size    int64    // opAppend: stored bytes
-	est     int64    // opAppend: transaction budget it needs
-	stream  string   // opAck, opDrop
-	upto    uint64   // opAck
-	seqs    []uint64 // opDrop, ascending
+	entries []Entry    // opAppend
+	values  [][]byte   // opAppend: encoded values, time filled in by the writer
+	size    int64      // opAppend: stored bytes
+	est     int64      // opAppend: transaction budget it needs
+	stream  string     // opAck, opDrop
+	upto    uint64     // opAck
+	seqs    []uint64   // opDrop, ascending
 	done    chan error // buffered: the writer never blocks on it
 	err     error
 }
