@@ -280,7 +280,9 @@ func connectPaho(b *testing.B, cfg Config, ids []identity.Config, rate int) ([]p
 
 // BenchmarkDrain drains a backlog of EDGEGW_BENCH_MESSAGES 200-byte
 // messages spread over EDGEGW_BENCH_DRAIN_IDENTITIES identities and reports
-// messages per second until the last one is acknowledged.
+// messages per second until the last one is acknowledged, and per message
+// the gateway's CPU time and its heap allocations (count and bytes; the
+// in-memory queue standing in for the buffer is counted too).
 func BenchmarkDrain(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(envInt("EDGEGW_BENCH_GOGC", 50)))
 	total := envInt("EDGEGW_BENCH_MESSAGES", 1000000)
@@ -303,6 +305,8 @@ func BenchmarkDrain(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		b.ResetTimer()
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
 		cpu0 := cpuTime()
 		start := time.Now()
 		go func() { done <- p.Run(ctx) }()
@@ -315,11 +319,15 @@ func BenchmarkDrain(b *testing.B) {
 			}
 		}
 		elapsed := time.Since(start)
+		cpu := cpuTime() - cpu0
+		runtime.ReadMemStats(&ms1)
 		b.StopTimer()
 		b.ReportMetric(float64(total)/elapsed.Seconds(), "msg/s")
 		b.ReportMetric(elapsed.Seconds(), "s_total")
 		// The gateway's own CPU per message (the hub runs in another process).
-		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(total), "gateway_cpu_us/msg")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(total), "gateway_cpu_us/msg")
+		b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(total), "allocs/msg")
+		b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(total), "B/msg")
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatal(err)
