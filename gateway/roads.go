@@ -23,32 +23,65 @@ type uplink struct {
 	log    *slog.Logger
 }
 
-var _ southbound.Uplink = (*uplink)(nil)
+var _ southbound.Pipeline = (*uplink)(nil)
 
 // Submit maps r and appends the messages in one durable batch. Readings no
 // rule routes, and messages too large for the hub, are rejected: retrying
 // cannot help.
 func (u *uplink) Submit(ctx context.Context, r edgegw.Reading) error {
-	msgs, err := u.mapper.Up(r)
-	if err != nil {
-		return fmt.Errorf("%w: %w", southbound.ErrRejected, err)
-	}
-	if len(msgs) == 0 {
-		return nil // nothing changed beyond the deadband
-	}
-	entries := make([]buffer.Entry, 0, len(msgs))
-	for i := range msgs {
-		m := &msgs[i]
-		if err := northbound.CheckSize(m); err != nil {
-			return fmt.Errorf("%w: %s/%s: %w", southbound.ErrRejected, r.Adapter, r.Device, err)
-		}
-		data, _ := m.MarshalBinary()
-		entries = append(entries, buffer.Entry{Stream: string(m.Identity), Data: data, Alarm: m.Alarm})
+	entries, err := u.entries(r)
+	if err != nil || len(entries) == 0 {
+		return err
 	}
 	err = u.queue.Append(ctx, entries...)
 	if err != nil {
 		u.mapper.Forget(r) // not stored: its points are due again on the next reading
 	}
+	return u.rejected(r, err)
+}
+
+// Start is Submit without the wait, for readings that carry a ready
+// message (a LAN publish): mapping routes it and the buffer's group
+// commit takes it in the order Start is called. A reading of points goes
+// through Submit, because the mapper must forget what was not stored.
+func (u *uplink) Start(ctx context.Context, r edgegw.Reading, done chan error) {
+	if r.Message == nil {
+		done <- u.Submit(ctx, r)
+		return
+	}
+	entries, err := u.entries(r)
+	if err != nil || len(entries) == 0 {
+		done <- err
+		return
+	}
+	if err := u.queue.AppendAsync(ctx, done, entries...); err != nil {
+		done <- u.rejected(r, err)
+	}
+}
+
+// entries maps r to the buffer entries it makes.
+func (u *uplink) entries(r edgegw.Reading) ([]buffer.Entry, error) {
+	msgs, err := u.mapper.Up(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", southbound.ErrRejected, err)
+	}
+	if len(msgs) == 0 {
+		return nil, nil // nothing changed beyond the deadband
+	}
+	entries := make([]buffer.Entry, 0, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		if err := northbound.CheckSize(m); err != nil {
+			return nil, fmt.Errorf("%w: %s/%s: %w", southbound.ErrRejected, r.Adapter, r.Device, err)
+		}
+		data, _ := m.MarshalBinary()
+		entries = append(entries, buffer.Entry{Stream: string(m.Identity), Data: data, Alarm: m.Alarm})
+	}
+	return entries, nil
+}
+
+// rejected marks an append that can never succeed as a rejection.
+func (u *uplink) rejected(r edgegw.Reading, err error) error {
 	if errors.Is(err, buffer.ErrTooLarge) {
 		return fmt.Errorf("%w: %s/%s: %w", southbound.ErrRejected, r.Adapter, r.Device, err)
 	}

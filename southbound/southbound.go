@@ -32,6 +32,24 @@ type Uplink interface {
 	Submit(ctx context.Context, r edgegw.Reading) error
 }
 
+// Pipeline is the optional asynchronous form of Uplink, for adapters with
+// many readings in flight from one source: a LAN MQTT connection with a
+// window of QoS 1 publishes, whose PUBACKs must each wait for the disk but
+// need not wait for one another.
+//
+// Start hands r to the store and returns without waiting for the disk.
+// The outcome, with Submit's meaning (nil: durable; ErrRejected: never
+// acceptable; anything else: not stored), is sent on done exactly once,
+// so done must have room for it. Readings started one after another by
+// one goroutine are stored in that order, which lets the adapter answer
+// its device in order while several commits are pending. Start blocks
+// only while the store's intake is full (back-pressure from the disk) or
+// until ctx ends.
+type Pipeline interface {
+	Uplink
+	Start(ctx context.Context, r edgegw.Reading, done chan error)
+}
+
 // Adapter is one southbound adapter instance.
 //
 // Run connects to the devices, polls or serves them, hands readings to up,

@@ -35,6 +35,17 @@ type Config struct {
 	// MaxMessageBytes is the largest payload accepted for intake (default
 	// 256 KiB, IoT Hub's D2C limit). Larger ones are rejected.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// IntakeWindow is how many publishes of one connection may wait for
+	// the disk at once (default 256). The gateway keeps reading a device's
+	// publishes while earlier ones commit, and acknowledges each in order
+	// once it is on disk; past this many (or IntakeWindowBytes of payload)
+	// it stops reading that connection until commits catch up, so a slow
+	// disk slows the device down instead of filling memory.
+	IntakeWindow int `yaml:"intake_window"`
+	// IntakeWindowBytes bounds the payload bytes of one connection waiting
+	// for the disk (default 1 MiB; a single larger message is still taken
+	// on its own).
+	IntakeWindowBytes int `yaml:"intake_window_bytes"`
 	// MaxPending is the per-client queue of outbound packets (default 256).
 	// A subscriber that falls further behind loses messages (counted).
 	MaxPending int `yaml:"max_pending"`
@@ -100,13 +111,15 @@ type TopicRule struct {
 
 // Defaults.
 const (
-	DefaultListen          = "127.0.0.1:1883"
-	DefaultMaxMessageBytes = 256 * 1024
-	DefaultMaxPending      = 256
-	DefaultMaxInflight     = 64
-	DefaultSessionExpiry   = time.Hour
-	DefaultConnectTimeout  = 10 * time.Second
-	DefaultMaxClients      = 1000
+	DefaultListen            = "127.0.0.1:1883"
+	DefaultMaxMessageBytes   = 256 * 1024
+	DefaultMaxPending        = 256
+	DefaultIntakeWindow      = 256
+	DefaultIntakeWindowBytes = 1 << 20
+	DefaultMaxInflight       = 64
+	DefaultSessionExpiry     = time.Hour
+	DefaultConnectTimeout    = 10 * time.Second
+	DefaultMaxClients        = 1000
 )
 
 // SetDefaults fills zero fields with defaults.
@@ -114,6 +127,8 @@ func (c *Config) SetDefaults() {
 	edgegw.SetDefault(&c.Listen, DefaultListen)
 	edgegw.SetDefault(&c.MaxMessageBytes, DefaultMaxMessageBytes)
 	edgegw.SetDefault(&c.MaxPending, DefaultMaxPending)
+	edgegw.SetDefault(&c.IntakeWindow, DefaultIntakeWindow)
+	edgegw.SetDefault(&c.IntakeWindowBytes, DefaultIntakeWindowBytes)
 	edgegw.SetDefault(&c.MaxInflight, DefaultMaxInflight)
 	edgegw.SetDefault(&c.SessionExpiry, DefaultSessionExpiry)
 	edgegw.SetDefault(&c.ConnectTimeout, DefaultConnectTimeout)
@@ -147,6 +162,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPending < 1 || c.MaxPending > 65535 {
 		add("max_pending", "must be in 1..65535 (got %d)", c.MaxPending)
+	}
+	if c.IntakeWindow < 1 || c.IntakeWindow > 65535 {
+		add("intake_window", "must be in 1..65535 (got %d)", c.IntakeWindow)
+	}
+	if c.IntakeWindowBytes < 1 {
+		add("intake_window_bytes", "must be at least 1 (got %d)", c.IntakeWindowBytes)
 	}
 	if c.MaxInflight < 1 || c.MaxInflight > 65535 {
 		add("max_inflight", "must be in 1..65535 (got %d)", c.MaxInflight)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -23,6 +22,21 @@ type hook struct {
 	srv *mqtt.Server
 	ctx context.Context // Run's context, for Submit
 	up  southbound.Uplink
+	// start is up's Start, or Submit made to look like it when up has no
+	// asynchronous form.
+	start func(ctx context.Context, r edgegw.Reading, done chan error)
+	pipes pipes
+}
+
+// newHook returns the adapter's hook for srv, handing intake to up.
+func newHook(a *Adapter, srv *mqtt.Server, ctx context.Context, up southbound.Uplink) *hook {
+	h := &hook{a: a, srv: srv, ctx: ctx, up: up}
+	if p, ok := up.(southbound.Pipeline); ok {
+		h.start = p.Start
+	} else {
+		h.start = func(ctx context.Context, r edgegw.Reading, done chan error) { done <- up.Submit(ctx, r) }
+	}
+	return h
 }
 
 func (h *hook) ID() string { return "edgegw-lanmqtt" }
@@ -34,6 +48,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnPublish,
 		mqtt.OnPublishDropped,
 		mqtt.OnWillSent,
+		mqtt.OnDisconnect,
 	}, b) >= 0
 }
 
@@ -97,72 +112,84 @@ var (
 	codeBadTopic = packets.Code{Code: packets.ErrTopicNameInvalid.Code, Reason: "bad property bag"}
 )
 
-// OnPublish is the durability point. mochi calls it on the publishing
-// client's read goroutine after the ACL check and before it writes the
-// PUBACK, so returning nil only after Submit returned nil makes "acked to
-// the device" mean "on disk". It blocks that client while Submit runs,
-// which is the back-pressure we want.
+// OnPublish is the durability point; see pipeline.go for the whole
+// flow. It runs on the publishing client's read goroutine, after mochi's
+// ACL check. It hands an intake publish to the store without waiting and
+// queues every publish of the client on its pipe, returning
+// packets.ErrRejectPacket so that mochi neither acknowledges nor forwards
+// it: the pipe's acker does both once the publish is on disk.
 //
-// Outcomes:
-//   - not an intake topic: nil, the broker forwards it to LAN subscribers;
-//   - stored: nil, PUBACK, forwarded to LAN subscribers;
-//   - not stored (disk, shutdown: any Submit error but ErrRejected): no
+// Outcomes, decided by the acker in the order publishes arrived:
+//   - not an intake topic: PUBACK, forwarded to LAN subscribers;
+//   - stored: PUBACK, forwarded to LAN subscribers;
+//   - not stored (disk, shutdown: any store error but ErrRejected): no
 //     PUBACK, and a QoS>0 publisher is disconnected so that it resends
 //     after reconnecting;
-//   - refused for good (ErrRejected, too large, bad property bag): a v5
-//     QoS 1 publisher gets a PUBACK with an error reason code; a v3
-//     publisher gets a plain PUBACK (v3 has no negative ack, and withholding
-//     it would make the device resend a message that can never be accepted,
-//     forever, blocking its in-flight window), and a QoS 2 publisher of
-//     either version a plain PUBREC/PUBCOMP; the message is not forwarded.
-//     All are counted and logged, rate-limited.
+//   - refused for good (ErrRejected, too large, bad property bag): never
+//     acknowledged as stored and never forwarded. An MQTT 5 publisher gets
+//     a PUBACK (PUBREC for QoS 2) with an error reason code; an MQTT 3.1.1
+//     publisher of QoS 1 or 2, which has no negative acknowledgement, has
+//     its connection closed, as IoT Hub does; QoS 0 is dropped. All are
+//     counted by reason and logged, rate-limited.
+//
+// QoS 2 publishes wait here for their turn and then take mochi's QoS 2
+// flow (PUBREC, PUBREL, PUBCOMP).
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
-		return pk, nil // our own Execute publishes
+		return pk, nil // our own Execute publishes, and the pipes' forwarding
 	}
-	r, ok, err := h.a.route(pk.TopicName, pk.Payload)
-	if !ok {
-		return pk, nil
+	p := h.pipeFor(cl)
+	if p.closing.Load() {
+		return pk, packets.ErrRejectPacket // behind a publish that closed the connection
 	}
-	h.a.stats.received.Add(1)
-	if err == nil {
-		err = h.up.Submit(h.ctx, r)
+	it := &pending{pk: pk, size: int64(len(pk.Payload))}
+	r, intake, err := h.a.route(pk.TopicName, pk.Payload)
+	if intake {
+		h.a.stats.received.Add(1)
+		it.intake, it.device, it.err = true, r.Device, err
+		if err == nil {
+			it.done = make(chan error, 1)
+			h.start(h.ctx, r, it.done)
+		}
 	}
+	if pk.FixedHeader.Qos == 2 {
+		it.sync = make(chan error, 1)
+	}
+	p.push(it)
+	if it.sync == nil {
+		return pk, packets.ErrRejectPacket // the acker answers
+	}
+	return h.qos2(p, it)
+}
+
+// qos2 waits for the acker to reach a QoS 2 publish and returns what mochi
+// should do with it.
+func (h *hook) qos2(p *pipe, it *pending) (packets.Packet, error) {
+	err := <-it.sync
+	cl, pk, a := p.cl, it.pk, h.a
 	switch {
+	case errors.Is(err, errClosing):
+		return pk, packets.ErrRejectPacket
 	case err == nil:
-		h.a.stats.stored.Add(1)
-		return pk, nil
-	case errors.Is(err, southbound.ErrRejected), errors.Is(err, errTooLarge), errors.Is(err, errBadBag):
-		h.a.stats.rejected.Add(1)
-		h.a.rejectLog.log(h.a.log, "lanmqtt: message rejected", "client", cl.ID, "device", r.Device, "topic", pk.TopicName, "err", err)
-		if pk.FixedHeader.Qos == 0 {
-			return pk, fmt.Errorf("lanmqtt: %w: %w", packets.ErrRejectPacket, err)
+		if it.intake {
+			a.stats.stored.Add(1)
 		}
-		// mochi answers a returned reason code with a PUBACK, which is the
-		// wrong packet for QoS 2: there a refused message gets a plain
-		// PUBREC/PUBCOMP, as on v3.
-		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos == 1 {
-			switch {
-			case errors.Is(err, errTooLarge):
-				return pk, codeTooLarge
-			case errors.Is(err, errBadBag):
-				return pk, codeBadTopic
-			}
-			return pk, codeRejected
+		return pk, nil // mochi sends PUBREC, keeps it if retained, forwards it
+	case refused(err):
+		a.countRejected(err)
+		a.rejectLog.log(a.log, "lanmqtt: message rejected", "client", cl.ID, "device", it.device, "topic", pk.TopicName, "err", err)
+		if cl.Properties.ProtocolVersion == 5 {
+			_ = cl.WritePacket(refusalAck(packets.Pubrec, pk.PacketID, err))
+		} else {
+			a.stats.refusedClosed.Add(1)
+			p.stop(packets.ErrImplementationSpecificError)
 		}
-		return pk, packets.CodeSuccessIgnore
+		return pk, packets.ErrRejectPacket
 	default:
-		h.a.stats.failed.Add(1)
-		h.a.failLog.log(h.a.log, "lanmqtt: message not stored, not acknowledged", "client", cl.ID, "device", r.Device, "topic", pk.TopicName, "err", err)
-		if pk.FixedHeader.Qos > 0 {
-			// v3 has no server DISCONNECT: just close the connection.
-			if cl.Properties.ProtocolVersion == 5 {
-				_ = h.srv.DisconnectClient(cl, packets.ErrServerBusy)
-			} else {
-				cl.Stop(packets.ErrServerBusy)
-			}
-		}
-		return pk, fmt.Errorf("lanmqtt: %w: %w", packets.ErrRejectPacket, err)
+		a.stats.failed.Add(1)
+		a.failLog.log(a.log, "lanmqtt: message not stored, not acknowledged", "client", cl.ID, "device", it.device, "topic", pk.TopicName, "err", err)
+		p.stop(packets.ErrServerBusy)
+		return pk, packets.ErrRejectPacket
 	}
 }
 

@@ -2,7 +2,6 @@ package lanmqtt
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/internal/testpeer"
-	"github.com/edgegw/edgegw/southbound"
 )
 
 func TestHubSurfaceTelemetry(t *testing.T) {
@@ -129,41 +127,6 @@ func TestSubmitFailureNoPuback(t *testing.T) {
 	eventually(t, "disconnect", func() bool { return !c.IsConnectionOpen() })
 	if s := a.Stats(); s.Failed != 1 || s.Stored != 0 {
 		t.Errorf("stats %+v", s)
-	}
-}
-
-// ErrRejected: a v3 client gets its PUBACK (it must not resend forever),
-// the message is counted and not forwarded to LAN subscribers.
-func TestRejectedV3(t *testing.T) {
-	up := new(testpeer.Uplink)
-	up.SetFail(func(n int) error {
-		if n == 1 {
-			return fmt.Errorf("identity not owned: %w", southbound.ErrRejected)
-		}
-		return nil
-	})
-	a := start(t, baseConfig(), up)
-	got := make(chan string, 4)
-	w := connect(t, pahoOpts(brokerURL(a), "w", "watcher", "pw4"))
-	if tok := w.Subscribe("devices/#", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal("subscribe failed")
-	}
-	c := connect(t, pahoOpts(brokerURL(a), "dev1", "dev1", "pw1"))
-	publish(t, c, "devices/dev1/messages/events/", 1, "refused")
-	publish(t, c, "devices/dev1/messages/events/", 1, "accepted")
-	select {
-	case p := <-got:
-		if p != "accepted" {
-			t.Fatalf("subscriber got %q first", p)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("accepted message not forwarded")
-	}
-	if s := a.Stats(); s.Rejected != 1 || s.Stored != 1 {
-		t.Errorf("stats %+v", s)
-	}
-	if !c.IsConnectionOpen() {
-		t.Error("client disconnected after a rejection")
 	}
 }
 

@@ -134,7 +134,7 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	}
 
 	srv := mqtt.New(a.options())
-	h := &hook{a: a, srv: srv, ctx: ctx, up: up}
+	h := newHook(a, srv, ctx, up)
 	onErr := func(err error) { a.stats.connErrors.Add(1) }
 	err = errors.Join(
 		srv.AddHook(h, nil),
@@ -170,6 +170,7 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	a.srv = nil
 	a.mu.Unlock()
 	_ = srv.Close() // closes listeners, disconnects clients, waits for their goroutines
+	h.pipes.wg.Wait()
 	if ws != nil {
 		ws.wait()
 	}

@@ -12,34 +12,46 @@ import (
 
 // Stats are the adapter's counters since New.
 type Stats struct {
-	Clients      int64  // connected now
-	Received     uint64 // intake publishes (IoT Hub surface or a topic rule)
-	Stored       uint64 // intake publishes Submit stored (acknowledged)
-	Rejected     uint64 // refused for good: ErrRejected, too large, bad property bag
-	Failed       uint64 // not stored (Submit failed); not acknowledged
-	AuthFailures uint64 // refused connects
-	ACLDenied    uint64 // refused publishes, subscriptions and deliveries
-	ConnErrors   uint64 // connections that ended with an error (incl. refused)
-	Dropped      uint64 // messages to slow LAN subscribers dropped by the broker
-	Published    uint64 // Execute publishes
+	Clients  int64  // connected now
+	Received uint64 // intake publishes (IoT Hub surface or a topic rule)
+	Stored   uint64 // intake publishes Submit stored (acknowledged)
+	Rejected uint64 // refused for good: ErrRejected, too large, bad property bag
+	// Rejected by reason.
+	RejectedTooLarge   uint64 // payload above max_message_bytes
+	RejectedBadBag     uint64 // property bag that does not decode
+	RejectedUnroutable uint64 // refused by the gateway (no route, too large for the hub)
+	// RefusedClosed counts MQTT 3.1.1 connections closed because a QoS>0
+	// publish was refused (3.1.1 has no negative acknowledgement).
+	RefusedClosed uint64
+	Failed        uint64 // not stored (Submit failed); not acknowledged
+	AuthFailures  uint64 // refused connects
+	ACLDenied     uint64 // refused publishes, subscriptions and deliveries
+	ConnErrors    uint64 // connections that ended with an error (incl. refused)
+	Dropped       uint64 // messages to slow LAN subscribers dropped by the broker
+	Published     uint64 // Execute publishes
 }
 
 type counters struct {
 	received, stored, rejected, failed, authFailures, aclDenied, connErrors, dropped, published atomic.Uint64
+	rejectedTooLarge, rejectedBadBag, rejectedUnroutable, refusedClosed                         atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
 func (a *Adapter) Stats() Stats {
 	s := Stats{
-		Received:     a.stats.received.Load(),
-		Stored:       a.stats.stored.Load(),
-		Rejected:     a.stats.rejected.Load(),
-		Failed:       a.stats.failed.Load(),
-		AuthFailures: a.stats.authFailures.Load(),
-		ACLDenied:    a.stats.aclDenied.Load(),
-		ConnErrors:   a.stats.connErrors.Load(),
-		Dropped:      a.stats.dropped.Load(),
-		Published:    a.stats.published.Load(),
+		Received:           a.stats.received.Load(),
+		Stored:             a.stats.stored.Load(),
+		Rejected:           a.stats.rejected.Load(),
+		RejectedTooLarge:   a.stats.rejectedTooLarge.Load(),
+		RejectedBadBag:     a.stats.rejectedBadBag.Load(),
+		RejectedUnroutable: a.stats.rejectedUnroutable.Load(),
+		RefusedClosed:      a.stats.refusedClosed.Load(),
+		Failed:             a.stats.failed.Load(),
+		AuthFailures:       a.stats.authFailures.Load(),
+		ACLDenied:          a.stats.aclDenied.Load(),
+		ConnErrors:         a.stats.connErrors.Load(),
+		Dropped:            a.stats.dropped.Load(),
+		Published:          a.stats.published.Load(),
 	}
 	a.mu.Lock()
 	if a.srv != nil {
