@@ -69,10 +69,32 @@ func WriteBag(b *strings.Builder, props []edgegw.Property) {
 		if i > 0 {
 			b.WriteByte('&')
 		}
-		b.WriteString(EscapeComponent(p.Key))
+		writeEscaped(b, p.Key)
 		b.WriteByte('=')
-		b.WriteString(EscapeComponent(p.Value))
+		writeEscaped(b, p.Value)
 	}
+}
+
+// AppendBag appends props to dst as a property bag (see WriteBag).
+func AppendBag(dst []byte, props []edgegw.Property) []byte {
+	for i, p := range props {
+		if i > 0 {
+			dst = append(dst, '&')
+		}
+		dst = AppendEscaped(dst, p.Key)
+		dst = append(dst, '=')
+		dst = AppendEscaped(dst, p.Value)
+	}
+	return dst
+}
+
+// bagLen is the length of the property bag of props.
+func bagLen(props []edgegw.Property) int {
+	n := max(len(props)-1, 0) // the "&"s
+	for _, p := range props {
+		n += EscapedLen(p.Key) + 1 + EscapedLen(p.Value)
+	}
+	return n
 }
 
 // EncodeBag returns props as a property bag (see WriteBag).
@@ -82,11 +104,10 @@ func EncodeBag(props []edgegw.Property) string {
 	return b.String()
 }
 
-// WriteMessageBag writes the property bag of m's telemetry topic to b, as
-// the Node SDK orders it: the system properties $.mid, $.cid, $.ct and
-// $.ce (each only if set), then m.Properties in order. m.Created is not
-// written. ApplyBag reads it back.
-func WriteMessageBag(b *strings.Builder, m *edgegw.Message) {
+// systemProps returns the system properties of m's telemetry topic, in the
+// order the Node SDK writes them: $.mid, $.cid, $.ct and $.ce, each only
+// if set.
+func systemProps(m *edgegw.Message) ([4]edgegw.Property, int) {
 	var sys [4]edgegw.Property
 	n := 0
 	for _, p := range [...]edgegw.Property{{Key: PropMessageID, Value: m.MessageID}, {Key: PropCorrelationID, Value: m.CorrelationID},
@@ -96,11 +117,42 @@ func WriteMessageBag(b *strings.Builder, m *edgegw.Message) {
 			n++
 		}
 	}
+	return sys, n
+}
+
+// WriteMessageBag writes the property bag of m's telemetry topic to b, as
+// the Node SDK orders it: the system properties $.mid, $.cid, $.ct and
+// $.ce (each only if set), then m.Properties in order. m.Created is not
+// written. ApplyBag reads it back.
+func WriteMessageBag(b *strings.Builder, m *edgegw.Message) {
+	sys, n := systemProps(m)
 	WriteBag(b, sys[:n])
 	if n > 0 && len(m.Properties) > 0 {
 		b.WriteByte('&')
 	}
 	WriteBag(b, m.Properties)
+}
+
+// AppendMessageBag appends the property bag of m's telemetry topic to dst
+// (see WriteMessageBag).
+func AppendMessageBag(dst []byte, m *edgegw.Message) []byte {
+	sys, n := systemProps(m)
+	dst = AppendBag(dst, sys[:n])
+	if n > 0 && len(m.Properties) > 0 {
+		dst = append(dst, '&')
+	}
+	return AppendBag(dst, m.Properties)
+}
+
+// MessageBagLen returns the length of the property bag WriteMessageBag
+// writes for m, without writing it.
+func MessageBagLen(m *edgegw.Message) int {
+	sys, n := systemProps(m)
+	l := bagLen(sys[:n]) + bagLen(m.Properties)
+	if n > 0 && len(m.Properties) > 0 {
+		l++
+	}
+	return l
 }
 
 // ApplyBag sets m's fields from the decoded properties of a telemetry
@@ -145,26 +197,58 @@ func ApplyBag(m *edgegw.Message, props []edgegw.Property) {
 // a-z 0-9 - _ . ~ stay as they are. Hex digits are upper case. It is the
 // encoding of SAS fields and of property bags.
 func EscapeComponent(s string) string {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if !unreserved(s[i]) {
-			n++
-		}
-	}
-	if n == 0 {
+	n := EscapedLen(s)
+	if n == len(s) {
 		return s
 	}
-	const hex = "0123456789ABCDEF"
-	b := make([]byte, 0, len(s)+2*n)
+	return string(AppendEscaped(make([]byte, 0, n), s))
+}
+
+// EscapedLen returns len(EscapeComponent(s)) without escaping s.
+func EscapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if !unreserved(s[i]) {
+			n += 2
+		}
+	}
+	return n
+}
+
+const upperHex = "0123456789ABCDEF"
+
+// AppendEscaped appends EscapeComponent(s) to dst, runs of unreserved
+// bytes at once.
+func AppendEscaped(dst []byte, s string) []byte {
+	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if unreserved(c) {
-			b = append(b, c)
 			continue
 		}
-		b = append(b, '%', hex[c>>4], hex[c&15])
+		dst = append(dst, s[start:i]...)
+		dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
+		start = i + 1
 	}
-	return string(b)
+	return append(dst, s[start:]...)
+}
+
+// writeEscaped writes EscapeComponent(s) to b, runs of unreserved bytes
+// at once.
+func writeEscaped(b *strings.Builder, s string) {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if unreserved(c) {
+			continue
+		}
+		b.WriteString(s[start:i])
+		b.WriteByte('%')
+		b.WriteByte(upperHex[c>>4])
+		b.WriteByte(upperHex[c&15])
+		start = i + 1
+	}
+	b.WriteString(s[start:])
 }
 
 func unreserved(c byte) bool {

@@ -58,6 +58,23 @@ func TestWriteBag(t *testing.T) {
 	if EncodeBag(nil) != "" {
 		t.Error("empty bag not empty")
 	}
+	if got := string(AppendBag([]byte("x?"), props{{Key: "$.mid", Value: "m 1"}, {Key: "a", Value: "b/c"}})); got != "x?%24.mid=m%201&a=b%2Fc" {
+		t.Errorf("AppendBag: %s", got)
+	}
+}
+
+// checkAppendForms checks that the append and length forms of a message's
+// bag agree with WriteMessageBag.
+func checkAppendForms(t *testing.T, m *edgegw.Message) {
+	t.Helper()
+	var b strings.Builder
+	WriteMessageBag(&b, m)
+	if got := string(AppendMessageBag([]byte("pre/"), m)); got != "pre/"+b.String() {
+		t.Errorf("AppendMessageBag %q, want %q", got, "pre/"+b.String())
+	}
+	if n := MessageBagLen(m); n != b.Len() {
+		t.Errorf("MessageBagLen %d, want %d (%q)", n, b.Len(), b.String())
+	}
 }
 
 func TestMessageBag(t *testing.T) {
@@ -83,7 +100,9 @@ func TestMessageBag(t *testing.T) {
 		if b.String() != tt.want {
 			t.Errorf("%+v: %q, want %q", tt.m, b.String(), tt.want)
 		}
+		checkAppendForms(t, &tt.m)
 	}
+	checkAppendForms(t, m)
 
 	// The Node SDK's bag, plus $.ctime, back into a message.
 	p, err := ParseBag("%24.mid=mid-1&%24.cid=cid%201&%24.ct=application%2Fjson&%24.ce=utf-8&alert=yes%26no&%24.sub=sub1" +
@@ -123,6 +142,24 @@ func TestEscapeComponent(t *testing.T) {
 		if got := EscapeComponent(tt.in); got != tt.want {
 			t.Errorf("EscapeComponent(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+		checkEscapeForms(t, tt.in, tt.want)
+	}
+}
+
+// checkEscapeForms checks that the append, builder and length forms of
+// EscapeComponent give want for s.
+func checkEscapeForms(t *testing.T, s, want string) {
+	t.Helper()
+	if got := string(AppendEscaped([]byte("x"), s)); got != "x"+want {
+		t.Errorf("AppendEscaped(%q) = %q, want %q", s, got, "x"+want)
+	}
+	var b strings.Builder
+	writeEscaped(&b, s)
+	if b.String() != want {
+		t.Errorf("writeEscaped(%q) = %q, want %q", s, b.String(), want)
+	}
+	if n := EscapedLen(s); n != len(want) {
+		t.Errorf("EscapedLen(%q) = %d, want %d", s, n, len(want))
 	}
 }
 
@@ -131,6 +168,7 @@ func FuzzEscapeComponent(f *testing.F) {
 	f.Add("$.mid=é&x/y+z%")
 	f.Fuzz(func(t *testing.T, s string) {
 		e := EscapeComponent(s)
+		checkEscapeForms(t, s, e)
 		for i := 0; i < len(e); i++ {
 			if c := e[i]; c != '%' && !unreserved(c) {
 				t.Fatalf("%q left in %q", c, e)
@@ -192,6 +230,7 @@ func FuzzPropertyBag(f *testing.F) {
 
 		var m1, m2 edgegw.Message
 		ApplyBag(&m1, p)
+		checkAppendForms(t, &m1)
 		var b strings.Builder
 		WriteMessageBag(&b, &m1)
 		p2, err := ParseBag(b.String())
