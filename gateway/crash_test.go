@@ -105,7 +105,8 @@ func (c *child) kill9() {
 }
 
 // TestKill9LosesNothingAcknowledged runs the gateway as a child process, has
-// a LAN device publish QoS 1 messages, kills the gateway with SIGKILL at
+// a LAN device publish QoS 1 messages with a window of 20 unacknowledged
+// (pipelined intake: kills land while several wait for the disk), kills the gateway with SIGKILL at
 // random moments and restarts it, and cuts the hub off for a while. Every
 // message the gateway PUBACKed must reach the hub, in order of first
 // arrival; duplicates are allowed (at-least-once).
@@ -151,7 +152,10 @@ southbound:
 		next  int
 	)
 	// publish sends QoS 1 messages to the gateway at addr until stop closes
-	// or the connection breaks, recording each PUBACKed sequence number.
+	// or the connection breaks, keeping a window of them unacknowledged (so
+	// kills land while several publishes wait for the disk), and records
+	// each PUBACKed sequence number.
+	const window = 20
 	publish := func(addr string, stop <-chan struct{}) {
 		opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("sensor-1").
 			SetUsername("sensor-1").SetPassword("pw").SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
@@ -160,9 +164,29 @@ southbound:
 			return
 		}
 		defer c.Disconnect(0)
+		type sent struct {
+			seq int
+			tok mqtt.Token
+		}
+		var inflight []sent
+		// settle waits for the oldest publish; false when it was not
+		// acknowledged (the gateway owes nothing for it or what follows).
+		settle := func() bool {
+			s := inflight[0]
+			inflight = inflight[1:]
+			if !s.tok.WaitTimeout(5*time.Second) || s.tok.Error() != nil {
+				return false
+			}
+			mu.Lock()
+			acked[s.seq] = true
+			mu.Unlock()
+			return true
+		}
 		for {
 			select {
 			case <-stop:
+				for len(inflight) > 0 && settle() {
+				}
 				return
 			default:
 			}
@@ -171,12 +195,10 @@ southbound:
 			next++
 			mu.Unlock()
 			tok := c.Publish("devices/sensor-1/messages/events/seq="+strconv.Itoa(seq), 1, false, fmt.Sprintf(`{"seq":%d}`, seq))
-			if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-				return // not acknowledged: the gateway owes nothing for it
+			inflight = append(inflight, sent{seq, tok})
+			if len(inflight) == window && !settle() {
+				return
 			}
-			mu.Lock()
-			acked[seq] = true
-			mu.Unlock()
 		}
 	}
 
