@@ -8,14 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/hubsim"
@@ -106,8 +104,9 @@ func (c *child) kill9() {
 
 // TestKill9LosesNothingAcknowledged runs the gateway as a child process, has
 // a LAN device publish QoS 1 messages with a window of 20 unacknowledged
-// (pipelined intake: kills land while several wait for the disk), kills the gateway with SIGKILL at
-// random moments and restarts it, and cuts the hub off for a while. Every
+// (pipelined intake: kills land while several wait for the disk), kills
+// the gateway with SIGKILL at random moments and restarts it, and cuts the
+// hub off for a while. Every
 // message the gateway PUBACKed must reach the hub, in order of first
 // arrival; duplicates are allowed (at-least-once).
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
@@ -146,62 +145,8 @@ southbound:
 		t.Fatal(err)
 	}
 
-	var (
-		mu    sync.Mutex
-		acked = map[int]bool{}
-		next  int
-	)
-	// publish sends QoS 1 messages to the gateway at addr until stop closes
-	// or the connection breaks, keeping a window of them unacknowledged (so
-	// kills land while several publishes wait for the disk), and records
-	// each PUBACKed sequence number.
-	const window = 20
-	publish := func(addr string, stop <-chan struct{}) {
-		opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("sensor-1").
-			SetUsername("sensor-1").SetPassword("pw").SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
-		c := mqtt.NewClient(opts)
-		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			return
-		}
-		defer c.Disconnect(0)
-		type sent struct {
-			seq int
-			tok mqtt.Token
-		}
-		var inflight []sent
-		// settle waits for the oldest publish; false when it was not
-		// acknowledged (the gateway owes nothing for it or what follows).
-		settle := func() bool {
-			s := inflight[0]
-			inflight = inflight[1:]
-			if !s.tok.WaitTimeout(5*time.Second) || s.tok.Error() != nil {
-				return false
-			}
-			mu.Lock()
-			acked[s.seq] = true
-			mu.Unlock()
-			return true
-		}
-		for {
-			select {
-			case <-stop:
-				for len(inflight) > 0 && settle() {
-				}
-				return
-			default:
-			}
-			mu.Lock()
-			seq := next
-			next++
-			mu.Unlock()
-			tok := c.Publish("devices/sensor-1/messages/events/seq="+strconv.Itoa(seq), 1, false, fmt.Sprintf(`{"seq":%d}`, seq))
-			inflight = append(inflight, sent{seq, tok})
-			if len(inflight) == window && !settle() {
-				return
-			}
-		}
-	}
-
+	dev1 := newSeqDevice("sensor-1", "pw", 20)
+	publish := dev1.publish
 	for round := 0; round <= kills; round++ {
 		ch := startChild(t, cfgPath)
 		stop := make(chan struct{})
@@ -226,43 +171,12 @@ southbound:
 		wg.Wait()
 	}
 
-	mu.Lock()
-	want := len(acked)
-	mu.Unlock()
+	want := dev1.ackedCount()
 	if want < 50 {
 		t.Fatalf("only %d messages were acknowledged; the test proves little", want)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		seen := map[int]bool{}
-		last := -1
-		for _, m := range hub.Telemetry("sensor-1") {
-			seq, err := strconv.Atoi(propValue(m.Properties, "seq"))
-			if err != nil {
-				t.Fatalf("telemetry without a seq property: %+v", m)
-			}
-			if !seen[seq] {
-				if seq < last {
-					t.Fatalf("order lost: seq %d first arrived after seq %d", seq, last)
-				}
-				seen[seq], last = true, seq
-			}
-		}
-		missing := 0
-		for seq := range acked {
-			if !seen[seq] {
-				missing++
-			}
-		}
-		if missing == 0 {
-			t.Logf("%d acknowledged messages all arrived across %d kill -9 restarts and a hub outage", want, kills)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged messages never reached the hub", missing, want)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	dev1.waitAllAtHub(t, hub, 60*time.Second)
+	t.Logf("%d acknowledged messages all arrived across %d kill -9 restarts and a hub outage", want, kills)
 }
 
 func propValue(props []edgegw.Property, key string) string {
