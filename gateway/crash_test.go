@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/hubsim"
 	"github.com/edgegw/edgegw/southbound/lanmqtt"
