@@ -14,7 +14,9 @@
 //   - Publish writes the packet before it returns. At QoS 1 its Token
 //     completes with nil only on the PUBACK received on this connection;
 //     when the connection ends first, every pending Token completes with the
-//     reason. A nil Token error is therefore proof of delivery.
+//     reason. A nil Token error is therefore proof of delivery. PublishBatch
+//     does the same for a run of publishes, written together in as few
+//     writes as it can.
 //   - Inbound PUBLISH packets go to Options.OnMessage on the reader
 //     goroutine, in order. The handler must return quickly (hand work to
 //     another goroutine) and must not call Close. QoS 1 messages are
@@ -117,6 +119,7 @@ type Token struct {
 	done  chan struct{}
 	err   error
 	codes []byte // SUBACK return codes
+	id    uint16 // packet identifier
 }
 
 // Done is closed when the acknowledgement arrived or the connection ended.
@@ -334,14 +337,34 @@ func (c *Conn) Close() error {
 
 // register allocates a packet identifier and its Token.
 func (c *Conn) register() (*Token, uint16, error) {
+	t := &Token{done: make(chan struct{})}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.reserve(1); err != nil {
+		return nil, 0, err
+	}
+	c.add(t)
+	return t, t.id, nil
+}
+
+// reserve checks that n more packet identifiers can be pending; c.mu is
+// held.
+func (c *Conn) reserve(n int) error {
 	if c.err != nil {
-		return nil, 0, c.err
+		return c.err
 	}
-	if len(c.pending) >= 65535 {
-		return nil, 0, errors.New("mqtt: all 65535 packet identifiers in use")
+	if len(c.pending)+n > 65535 {
+		return errors.New("mqtt: all 65535 packet identifiers in use")
 	}
+	if c.pending == nil {
+		c.pending = make(map[uint16]*Token, n)
+	}
+	return nil
+}
+
+// add gives t the next free packet identifier and makes it pending; c.mu
+// is held and reserve made room.
+func (c *Conn) add(t *Token) {
 	for {
 		c.nextID++
 		if c.nextID == 0 {
@@ -351,12 +374,8 @@ func (c *Conn) register() (*Token, uint16, error) {
 			break
 		}
 	}
-	t := &Token{done: make(chan struct{})}
-	if c.pending == nil {
-		c.pending = map[uint16]*Token{}
-	}
-	c.pending[c.nextID] = t
-	return t, c.nextID, nil
+	t.id = c.nextID
+	c.pending[t.id] = t
 }
 
 func (c *Conn) forget(id uint16) {
@@ -380,6 +399,12 @@ func (c *Conn) write(b []byte) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
+	return c.writeLocked(b)
+}
+
+// writeLocked writes whole packets within WriteTimeout; c.wmu is held. A
+// failed write ends the connection.
+func (c *Conn) writeLocked(b []byte) error {
 	c.nc.SetWriteDeadline(time.Now().Add(c.o.WriteTimeout))
 	if _, err := c.nc.Write(b); err != nil {
 		c.fail(fmt.Errorf("write: %w", err))

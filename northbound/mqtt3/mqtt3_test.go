@@ -160,6 +160,8 @@ func publish1(t testing.TB, c *Conn, topic string, payload []byte) {
 type rawServer struct {
 	t  testing.TB
 	ln *net.TCPListener
+	// wrap, when set, wraps the client's side of each connection.
+	wrap func(net.Conn) net.Conn
 }
 
 func newRawServer(t testing.TB) *rawServer {
@@ -195,6 +197,9 @@ func (s *rawServer) start(ctx context.Context, o Options) (*rawPeer, <-chan conn
 	}
 	p := &rawPeer{t: s.t, nc: sc}
 	s.t.Cleanup(func() { sc.Close() })
+	if s.wrap != nil {
+		nc = s.wrap(nc)
+	}
 	res := make(chan connectResult, 1)
 	go func() {
 		c, err := Connect(ctx, nc, o)

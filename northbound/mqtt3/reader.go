@@ -12,8 +12,9 @@ import (
 // connection ends, then fails what is pending and closes done.
 func (c *Conn) readLoop() {
 	defer c.finish()
+	var ack [2]byte // PUBACK bodies, done with before the next read
 	for {
-		p, err := readPacket(c.br, c.br, c.o.MaxPacket)
+		p, err := readPacketInto(c.br, c.br, c.o.MaxPacket, ack[:])
 		if err != nil {
 			switch {
 			case errors.Is(err, io.EOF):
@@ -84,7 +85,7 @@ func (c *Conn) complete(id uint16, codes []byte) {
 	c.drop(id)
 	c.mu.Unlock()
 	if t != nil {
-		t.codes = codes
+		t.codes = codes // SUBACK bodies are allocated per packet: safe to keep
 		close(t.done)
 	}
 }

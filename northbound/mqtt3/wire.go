@@ -49,6 +49,13 @@ type packet struct {
 // is an error before any of the body is read, so a hostile peer cannot make
 // us allocate.
 func readPacket(r io.ByteReader, full io.Reader, max int) (packet, error) {
+	return readPacketInto(r, full, max, nil)
+}
+
+// readPacketInto is readPacket that reads the body of a PUBACK into ack
+// when it fits, instead of allocating one per acknowledgement: the caller
+// must be done with such a body before the next read.
+func readPacketInto(r io.ByteReader, full io.Reader, max int, ack []byte) (packet, error) {
 	b, err := r.ReadByte()
 	if err != nil {
 		return packet{}, err
@@ -62,7 +69,11 @@ func readPacket(r io.ByteReader, full io.Reader, max int) (packet, error) {
 	}
 	p := packet{typ: b >> 4, flags: b & 0x0f}
 	if n > 0 {
-		p.body = make([]byte, n)
+		if p.typ == typePuback && n <= len(ack) {
+			p.body = ack[:n]
+		} else {
+			p.body = make([]byte, n)
+		}
 		if _, err := io.ReadFull(full, p.body); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
@@ -144,14 +155,16 @@ func connectPacket(clientID, user, pass string, keepAlive uint16) []byte {
 	return b
 }
 
-// publishPacket encodes PUBLISH (section 3.3); id is ignored for QoS 0.
-func publishPacket(dst []byte, topic string, qos byte, id uint16, payload []byte) []byte {
+// publishPacket appends PUBLISH (section 3.3) to dst; id is ignored for
+// QoS 0.
+func publishPacket[T string | []byte](dst []byte, topic T, qos byte, id uint16, payload []byte) []byte {
 	n := 2 + len(topic) + len(payload)
 	if qos > 0 {
 		n += 2
 	}
 	b := appendHeader(dst, typePublish<<4|qos<<1, n)
-	b = appendString(b, topic)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(topic)))
+	b = append(b, topic...)
 	if qos > 0 {
 		b = binary.BigEndian.AppendUint16(b, id)
 	}
