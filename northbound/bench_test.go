@@ -281,8 +281,9 @@ func connectPaho(b *testing.B, cfg Config, ids []identity.Config, rate int) ([]p
 // BenchmarkDrain drains a backlog of EDGEGW_BENCH_MESSAGES 200-byte
 // messages spread over EDGEGW_BENCH_DRAIN_IDENTITIES identities and reports
 // messages per second until the last one is acknowledged, and per message
-// the gateway's CPU time and its heap allocations (count and bytes; the
-// in-memory queue standing in for the buffer is counted too).
+// the gateway's CPU time, its heap allocations (count and bytes; the
+// in-memory queue standing in for the buffer is counted too) and its read
+// and write system calls.
 func BenchmarkDrain(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(envInt("EDGEGW_BENCH_GOGC", 50)))
 	total := envInt("EDGEGW_BENCH_MESSAGES", 1000000)
@@ -307,6 +308,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.ResetTimer()
 		var ms0, ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
+		r0, w0 := syscalls()
 		cpu0 := cpuTime()
 		start := time.Now()
 		go func() { done <- p.Run(ctx) }()
@@ -320,6 +322,7 @@ func BenchmarkDrain(b *testing.B) {
 		}
 		elapsed := time.Since(start)
 		cpu := cpuTime() - cpu0
+		r1, w1 := syscalls()
 		runtime.ReadMemStats(&ms1)
 		b.StopTimer()
 		b.ReportMetric(float64(total)/elapsed.Seconds(), "msg/s")
@@ -328,11 +331,30 @@ func BenchmarkDrain(b *testing.B) {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(total), "gateway_cpu_us/msg")
 		b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(total), "allocs/msg")
 		b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(total), "B/msg")
+		b.ReportMetric(float64(w1-w0)/float64(total), "write_syscalls/msg")
+		b.ReportMetric(float64(r1-r0)/float64(total), "read_syscalls/msg")
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// syscalls returns how many read and write system calls this process has
+// made (Linux's /proc/self/io; zero where there is none).
+func syscalls() (reads, writes uint64) {
+	b, _ := os.ReadFile("/proc/self/io")
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, ": ")
+		n, _ := strconv.ParseUint(v, 10, 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes
 }
 
 // cpuTime returns the user+system CPU time of this process.
