@@ -37,6 +37,7 @@ type Command struct {
 	Name     string     // method name (Method only)
 	Payload  []byte     // method payload (JSON), desired patch (JSON object) or C2D body
 	Version  int64      // desired "$version" (Desired only)
+	Full     bool       // the whole desired section, read after a connect, not a patch (Desired only)
 	Props    []Property // C2D application properties (C2D only)
 }
 

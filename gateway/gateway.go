@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -116,12 +117,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("mapping: %w", err)
 	}
 	executors := map[string]southbound.Executor{}
+	var relayers []southbound.Relayer
 	for _, a := range g.adapters {
 		if ex, ok := a.Adapter.(southbound.Executor); ok {
 			executors[a.name] = ex
 		}
+		if r, ok := a.Adapter.(southbound.Relayer); ok {
+			relayers = append(relayers, r)
+		}
 	}
-	down := &downlink{mapper: mapper, queue: q, executors: executors, log: g.log}
+	twins := newTwinStore(filepath.Join(cfg.StateDir, "twins"), g.log.With("room", "twins"))
+	down := &downlink{mapper: mapper, queue: q, executors: executors, relayers: relayers, twins: twins, log: g.log}
 	pool, err := northbound.New(cfg.Hub, cfg.Identities, q, down, g.log.With("room", "northbound"))
 	if err != nil { // a key, certificate or CA file named in the config is unusable
 		return &ConfigError{File: cfg.File, Err: hubError(err)}
@@ -144,7 +150,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			failed <- fmt.Errorf("northbound: %w", err)
 		}
 	})
-	up := &uplink{mapper: mapper, queue: q, log: g.log}
+	up := &uplink{mapper: mapper, queue: q, log: g.log, twinStore: twins}
 	for _, a := range g.adapters {
 		sbWG.Go(func() {
 			if err := a.Run(sbCtx, up); err != nil {

@@ -18,12 +18,16 @@ import (
 
 // uplink is the road up: readings become messages, made durable.
 type uplink struct {
-	mapper *mapping.Mapper
-	queue  *buffer.Queue
-	log    *slog.Logger
+	mapper     *mapping.Mapper
+	queue      *buffer.Queue
+	log        *slog.Logger
+	*twinStore // relayed identities' twins (southbound.Twins)
 }
 
-var _ southbound.Pipeline = (*uplink)(nil)
+var (
+	_ southbound.Pipeline = (*uplink)(nil)
+	_ southbound.Twins    = (*uplink)(nil)
+)
 
 // Submit maps r and appends the messages in one durable batch. Readings no
 // rule routes, and messages too large for the hub, are rejected: retrying
@@ -95,12 +99,20 @@ type downlink struct {
 	mapper    *mapping.Mapper
 	queue     *buffer.Queue
 	executors map[string]southbound.Executor // by adapter name
+	relayers  []southbound.Relayer
+	twins     *twinStore
 	log       *slog.Logger
 }
 
 var _ northbound.Downlink = (*downlink)(nil)
 
 func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
+	if r := d.relayer(cmd.Identity); r != nil {
+		if cmd.Kind == edgegw.Desired {
+			d.twins.Desired(cmd.Identity, cmd.Payload, cmd.Version, cmd.Full)
+		}
+		return r.Relay(ctx, cmd)
+	}
 	plan := d.mapper.Down(cmd)
 	errs := make([]error, len(plan.Actions))
 	failed := false
@@ -138,6 +150,21 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 		}
 	}
 	return res
+}
+
+// relayer returns the adapter that relays identity's device whole, or nil
+// when its commands are mapped: an identity with command rules is always
+// mapped.
+func (d *downlink) relayer(identity edgegw.DeviceID) southbound.Relayer {
+	for _, r := range d.relayers {
+		if r.Relays(identity) {
+			if d.mapper.HasCommandRules(identity) {
+				return nil
+			}
+			return r
+		}
+	}
+	return nil
 }
 
 // errorBody is a result payload {"error": "..."}.

@@ -199,3 +199,10 @@ func checkFrame(b []byte) error {
 	}
 	return nil
 }
+
+// HasCommandRules reports whether any rule maps commands for identity: a
+// method, a writable point or a C2D rule. An identity without any may be
+// relayed whole to a device that speaks the hub's protocol itself.
+func (m *Mapper) HasCommandRules(identity edgegw.DeviceID) bool {
+	return len(m.t.methods[identity]) > 0 || len(m.t.desired[identity]) > 0 || m.t.c2d[identity] != nil
+}

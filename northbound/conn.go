@@ -122,6 +122,13 @@ type session struct {
 	ackers  sync.WaitGroup // the acker
 	desired bool           // a desired runner is running; guarded by l.slotMu
 	twinDue bool           // the twin GET of this session is still to be made (by whichever runner starts first); guarded by l.slotMu
+
+	// C2D messages are carried out one at a time, in the order the hub
+	// sent them (downlink.go enqueueC2D).
+	c2dMu      sync.Mutex
+	c2dQ       []c2dItem
+	c2dRunning bool // a runner goroutine is carrying out c2dQ
+	c2dHalted  bool // one was left for redelivery: leave the rest too
 }
 
 type twinResponse struct {

@@ -213,7 +213,7 @@ func (l *link) apply(s *session, d *desiredDoc) {
 			return
 		}
 	}
-	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Desired, Payload: doc, Version: version}, l.ctx.Done())
+	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Desired, Payload: doc, Version: version, Full: full}, l.ctx.Done())
 	if transient(res.Status) {
 		l.desiredRetries++
 		delay := backoff{min: l.p.cfg.DesiredRetryMin, max: l.p.cfg.DesiredRetryMax}.delay(l.desiredRetries, false)

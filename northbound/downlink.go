@@ -47,7 +47,77 @@ func (s *session) onMessage(m *mqtt3.Message) {
 		// shutting down when spawn refuses: the hub answers the caller
 		l.spawn(func() { s.method(m, in) })
 	case inC2D:
-		l.spawn(func() { s.c2d(m, in) }) // refused: the message stays with the hub
+		s.enqueueC2D(m, in)
+	}
+}
+
+// c2dItem is a C2D message waiting its turn.
+type c2dItem struct {
+	m  *mqtt3.Message
+	in inbound
+}
+
+// enqueueC2D queues a C2D message for the session's runner, which carries
+// them out one at a time in the order the hub sent them, and starts the
+// runner if none runs. Once one is left for redelivery the session takes
+// no more (they would overtake it); the hub sends them again, in order,
+// after the reconnect.
+func (s *session) enqueueC2D(m *mqtt3.Message, in inbound) {
+	l := s.l
+	if n := l.c2dInHandler.Add(1); n > int32(l.p.cfg.MaxCommands+maxC2DWaiting) {
+		l.c2dInHandler.Add(-1)
+		l.st.update(func(st *Status) { st.Throttled++ })
+		l.p.warn.warn("cloud-to-device message left for redelivery: too many waiting", "identity", l.stream,
+			"waiting", n-1)
+		s.c2dMu.Lock()
+		s.c2dHalted = true // the next ones must not overtake it
+		s.c2dMu.Unlock()
+		if l.ctx.Err() == nil && s.ctx.Err() == nil {
+			s.scheduleRedelivery()
+		}
+		return
+	}
+	s.c2dMu.Lock()
+	if s.c2dHalted {
+		s.c2dMu.Unlock()
+		l.c2dInHandler.Add(-1)
+		return
+	}
+	s.c2dQ = append(s.c2dQ, c2dItem{m, in})
+	start := !s.c2dRunning
+	s.c2dRunning = true
+	s.c2dMu.Unlock()
+	if start && !l.spawn(s.runC2D) { // stopping: the messages stay with the hub
+		s.c2dMu.Lock()
+		n := len(s.c2dQ)
+		s.c2dQ, s.c2dRunning = nil, false
+		s.c2dMu.Unlock()
+		l.c2dInHandler.Add(-int32(n))
+	}
+}
+
+// runC2D carries out the queued C2D messages in order until none is left
+// or one is left for redelivery.
+func (s *session) runC2D() {
+	for {
+		s.c2dMu.Lock()
+		if len(s.c2dQ) == 0 {
+			s.c2dRunning = false
+			s.c2dMu.Unlock()
+			return
+		}
+		it := s.c2dQ[0]
+		s.c2dQ[0] = c2dItem{}
+		s.c2dQ = s.c2dQ[1:]
+		s.c2dMu.Unlock()
+		if !s.c2d(it.m, it.in) {
+			s.c2dMu.Lock()
+			n := len(s.c2dQ)
+			s.c2dQ, s.c2dRunning, s.c2dHalted = nil, false, true
+			s.c2dMu.Unlock()
+			s.l.c2dInHandler.Add(-int32(n))
+			return
+		}
 	}
 }
 
@@ -83,15 +153,11 @@ func (s *session) method(m *mqtt3.Message, in inbound) {
 // acknowledged: the hub redelivers them after the next connect, so a
 // message that arrives while the gateway shuts down is not lost. A 504
 // may have reached the device: C2D delivery is at least once.
-func (s *session) c2d(m *mqtt3.Message, in inbound) {
+//
+// It reports false when the message was left for redelivery. The caller
+// counted it in c2dInHandler.
+func (s *session) c2d(m *mqtt3.Message, in inbound) bool {
 	l := s.l
-	if n := l.c2dInHandler.Add(1); n > int32(l.p.cfg.MaxCommands+maxC2DWaiting) {
-		l.c2dInHandler.Add(-1)
-		l.st.update(func(st *Status) { st.Throttled++ })
-		l.p.warn.warn("cloud-to-device message left for redelivery: too many waiting", "identity", l.stream,
-			"waiting", n-1)
-		return
-	}
 	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.C2D, Payload: m.Payload, Props: in.props}, s.ctx.Done())
 	l.c2dInHandler.Add(-1)
 	if transient(res.Status) {
@@ -101,7 +167,7 @@ func (s *session) c2d(m *mqtt3.Message, in inbound) {
 				"identity", l.stream, "status", res.Status, "reconnect_in", delay.Round(time.Millisecond),
 				"result", truncate(res.Payload, 200))
 		}
-		return
+		return false
 	}
 	l.c2dRetries.Store(0)
 	m.Ack()
@@ -109,6 +175,7 @@ func (s *session) c2d(m *mqtt3.Message, in inbound) {
 		l.p.warn.warn("cloud-to-device message not carried out (completed: MQTT cannot reject)",
 			"identity", l.stream, "status", res.Status, "result", truncate(res.Payload, 200))
 	}
+	return true
 }
 
 var (

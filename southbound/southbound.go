@@ -50,6 +50,36 @@ type Pipeline interface {
 	Start(ctx context.Context, r edgegw.Reading, done chan error)
 }
 
+// Twins is the optional part of an Uplink that keeps the last known twin
+// of each identity whose device is relayed (speaks the hub's device
+// protocol through the gateway). A relaying adapter answers its devices'
+// twin requests from it, so they are answered while the hub is away.
+type Twins interface {
+	// Twin returns the identity's last known twin as the hub's GET
+	// answers it: {"desired":{...,"$version":n},"reported":{...,"$version":m}}.
+	// It never waits for the hub; an identity never seen has empty
+	// sections.
+	Twin(identity edgegw.DeviceID) []byte
+	// Reported applies a reported-properties patch, which Start or Submit
+	// has already made durable for the hub, to the last known twin and
+	// returns the reported $version it makes.
+	Reported(identity edgegw.DeviceID, patch []byte) int64
+}
+
+// Relayer is the optional capability of an adapter whose devices speak the
+// hub's device protocol themselves, as leaf devices of a transparent
+// gateway: commands for them are passed on whole instead of mapped to
+// actions.
+type Relayer interface {
+	// Relays reports whether this adapter relays identity's device.
+	Relays(identity edgegw.DeviceID) bool
+	// Relay hands cmd to the identity's device and returns the device's
+	// answer: a method's status and payload; 200 once a C2D message is
+	// acknowledged by the device or a desired patch is passed on. It
+	// returns by the time ctx ends (504 then).
+	Relay(ctx context.Context, cmd edgegw.Command) edgegw.Result
+}
+
 // Adapter is one southbound adapter instance.
 //
 // Run connects to the devices, polls or serves them, hands readings to up,

@@ -20,6 +20,7 @@ type account struct {
 	sasKey      []byte // decoded symmetric key; nil if none
 	identity    string // the hub identity it may speak for; "" none
 	anyIdentity bool   // anonymous: any identity
+	relay       bool   // the device speaks the IoT Hub protocol through us
 	publish     []string
 	subscribe   []string
 }
@@ -43,6 +44,7 @@ func newAccounts(c *Config) *accounts {
 			pwHash:      sha256.Sum256([]byte(u.Password.Reveal())),
 			hasPassword: u.Password != "",
 			identity:    u.Device,
+			relay:       u.Relayed(),
 		}
 		if u.SASKey != "" {
 			a.sasKey, _ = base64.StdEncoding.DecodeString(u.SASKey.Reveal()) // validated
@@ -60,6 +62,13 @@ func newAccounts(c *Config) *accounts {
 			if isModule {
 				sub = []string{"devices/{device}/modules/{module}/#"}
 			}
+		}
+		if a.relay {
+			// The IoT Hub request and response topics are the same for
+			// every device; the gateway answers each device alone and
+			// never forwards them between clients.
+			pub = append(pub[:len(pub):len(pub)], relayPublish...)
+			sub = append(sub[:len(sub):len(sub)], relaySubscribe...)
 		}
 		r := strings.NewReplacer("{username}", u.Username, "{device}", dev, "{module}", mod)
 		for _, f := range pub {

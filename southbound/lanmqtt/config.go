@@ -46,6 +46,13 @@ type Config struct {
 	// for the disk (default 1 MiB; a single larger message is still taken
 	// on its own).
 	IntakeWindowBytes int `yaml:"intake_window_bytes"`
+	// MethodTimeout bounds how long a direct method relayed to a device
+	// waits for its answer (default 5m, IoT Hub's longest: the hub, which
+	// knows the caller's timeout, answers 504 first).
+	MethodTimeout time.Duration `yaml:"method_timeout"`
+	// C2DTimeout bounds how long a C2D message relayed to a device waits
+	// for its PUBACK (default 1m); then the hub redelivers it.
+	C2DTimeout time.Duration `yaml:"c2d_timeout"`
 	// MaxPending is the per-client queue of outbound packets (default 256).
 	// A subscriber that falls further behind loses messages (counted).
 	MaxPending int `yaml:"max_pending"`
@@ -94,10 +101,21 @@ type User struct {
 	SASKey edgegw.Secret `yaml:"sas_key"`
 	// Device is the hub identity this user may speak for on the IoT Hub
 	// surface. When set, the MQTT client id must equal it, as at IoT Hub.
-	Device    string   `yaml:"device"`
+	Device string `yaml:"device"`
+	// Relay, for a user with a Device, says whether the device speaks the
+	// whole IoT Hub device protocol through the gateway (a leaf device of a
+	// transparent gateway): its twin requests are answered, and the hub's
+	// methods, desired properties and C2D messages for its identity are
+	// passed on to it, unless the gateway's mapping has command rules for
+	// that identity. Default true; false keeps the device on telemetry
+	// only, its commands mapped by rules.
+	Relay     *bool    `yaml:"relay"`
 	Publish   []string `yaml:"publish"`
 	Subscribe []string `yaml:"subscribe"`
 }
+
+// Relayed reports whether u's device is relayed (see Relay).
+func (u *User) Relayed() bool { return u.Device != "" && (u.Relay == nil || *u.Relay) }
 
 // TopicRule routes publishes matching Filter to the local device Device of
 // this adapter. Device may contain {N} (N >= 1), replaced by the N-th level
@@ -128,6 +146,8 @@ func (c *Config) SetDefaults() {
 	edgegw.SetDefault(&c.MaxMessageBytes, DefaultMaxMessageBytes)
 	edgegw.SetDefault(&c.MaxPending, DefaultMaxPending)
 	edgegw.SetDefault(&c.IntakeWindow, DefaultIntakeWindow)
+	edgegw.SetDefault(&c.MethodTimeout, DefaultMethodTimeout)
+	edgegw.SetDefault(&c.C2DTimeout, DefaultC2DTimeout)
 	edgegw.SetDefault(&c.IntakeWindowBytes, DefaultIntakeWindowBytes)
 	edgegw.SetDefault(&c.MaxInflight, DefaultMaxInflight)
 	edgegw.SetDefault(&c.SessionExpiry, DefaultSessionExpiry)
@@ -165,6 +185,12 @@ func (c *Config) Validate() error {
 	}
 	if c.IntakeWindow < 1 || c.IntakeWindow > 65535 {
 		add("intake_window", "must be in 1..65535 (got %d)", c.IntakeWindow)
+	}
+	if c.MethodTimeout < time.Second || c.MethodTimeout > 10*time.Minute {
+		add("method_timeout", "must be between 1s and 10m (got %s)", c.MethodTimeout)
+	}
+	if c.C2DTimeout < time.Second {
+		add("c2d_timeout", "must be at least 1s (got %s)", c.C2DTimeout)
 	}
 	if c.IntakeWindowBytes < 1 {
 		add("intake_window_bytes", "must be at least 1 (got %d)", c.IntakeWindowBytes)

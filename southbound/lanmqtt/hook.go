@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -49,6 +51,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnPublishDropped,
 		mqtt.OnWillSent,
 		mqtt.OnDisconnect,
+		mqtt.OnQosComplete,
 	}, b) >= 0
 }
 
@@ -144,12 +147,20 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	it := &pending{pk: pk, size: int64(len(pk.Payload))}
 	r, intake, err := h.a.route(pk.TopicName, pk.Payload)
-	if intake {
+	switch {
+	case intake:
 		h.a.stats.received.Add(1)
 		it.intake, it.device, it.err = true, r.Device, err
 		if err == nil {
 			it.done = make(chan error, 1)
 			h.start(h.ctx, r, it.done)
+		}
+	case strings.HasPrefix(pk.TopicName, "$iothub/"):
+		// Requests of relayed devices; never forwarded between clients.
+		if acc := h.a.accounts.lookup(string(cl.Properties.Username)); acc != nil && acc.relay {
+			h.relayUp(cl, acc, pk, it)
+		} else {
+			it.intake, it.err = true, fmt.Errorf("%w: $iothub/ topics are for relayed devices", southbound.ErrRejected)
 		}
 	}
 	if pk.FixedHeader.Qos == 2 {

@@ -52,6 +52,9 @@ type Adapter struct {
 	addr    net.Addr
 	wsAddr  net.Addr
 
+	relay *relay
+	twins southbound.Twins // the uplink's, when it keeps twins
+
 	stats                                        counters
 	authLog, aclLog, rejectLog, failLog, dropLog rateLog
 }
@@ -78,6 +81,7 @@ func New(name string, cfg Config, log *slog.Logger) (*Adapter, error) {
 		accounts: newAccounts(&cfg),
 		rules:    compileRules(cfg.Topics),
 		ready:    make(chan struct{}),
+		relay:    newRelay(),
 	}, nil
 }
 
@@ -133,6 +137,7 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 
+	a.twins, _ = up.(southbound.Twins)
 	srv := mqtt.New(a.options())
 	h := newHook(a, srv, ctx, up)
 	onErr := func(err error) { a.stats.connErrors.Add(1) }

@@ -42,6 +42,9 @@ type pending struct {
 	err    error      // intake: the answer, or why it was refused at once
 	sync   chan error // QoS 2: the acker's answer to the waiting OnPublish
 	size   int64
+	// after answers a relayed device's request (relay.go) once its
+	// outcome (err) is known, in order; such a request is never forwarded.
+	after func(err error)
 }
 
 // pipe is one connection's intake pipeline.
@@ -191,6 +194,10 @@ func (p *pipe) settle(it *pending) {
 		// acknowledged, so the device sends it again (at-least-once).
 		return
 	}
+	if it.after != nil {
+		p.answer(it)
+		return
+	}
 	if !it.intake || it.err == nil {
 		if it.intake {
 			a.stats.stored.Add(1)
@@ -226,6 +233,27 @@ func (p *pipe) settle(it *pending) {
 		p.flush()
 		p.stop(packets.ErrServerBusy) // the device resends after reconnecting
 	}
+}
+
+// answer settles a relayed device's request: its PUBACK (the request was
+// received; the answer carries its status) and its answer.
+func (p *pipe) answer(it *pending) {
+	a := p.h.a
+	if it.intake {
+		switch {
+		case it.err == nil:
+			a.stats.stored.Add(1)
+		case refused(it.err):
+			a.countRejected(it.err)
+		default:
+			a.stats.failed.Add(1)
+			a.failLog.log(a.log, "lanmqtt: reported properties not stored", "client", p.cl.ID, "device", it.device, "err", it.err)
+		}
+	}
+	if it.pk.FixedHeader.Qos == 1 {
+		p.ackBuf = append(p.ackBuf, packets.Puback<<4, 2, byte(it.pk.PacketID>>8), byte(it.pk.PacketID))
+	}
+	it.after(it.err)
 }
 
 // flush writes the PUBACKs gathered so far in one write, then forwards the

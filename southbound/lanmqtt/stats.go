@@ -33,7 +33,7 @@ type Stats struct {
 
 type counters struct {
 	received, stored, rejected, failed, authFailures, aclDenied, connErrors, dropped, published atomic.Uint64
-	rejectedTooLarge, rejectedBadBag, rejectedUnroutable, refusedClosed                         atomic.Uint64
+	rejectedTooLarge, rejectedBadBag, rejectedUnroutable, refusedClosed, relayed                atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.

@@ -1,0 +1,224 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/hubsim"
+	"github.com/edgegw/edgegw/iothub"
+)
+
+// relayConfig is a gateway with an embedded hub and one relayed LAN device,
+// leaf-1, that speaks the IoT Hub device protocol through the gateway.
+func relayConfig(t *testing.T, extra string) *Config {
+	t.Helper()
+	y := fmt.Sprintf(`
+state_dir: %s
+log: {level: warn}
+hubsim: {enabled: true, mqtt_listen: "127.0.0.1:0", http_listen: "127.0.0.1:0"}
+hub: {host: localhost}
+identities:
+  - id: leaf-1
+southbound:
+  - name: lan
+    lanmqtt:
+      listen: "127.0.0.1:0"
+      method_timeout: 2s
+      users:
+        - {username: leaf-1, password: pw, device: leaf-1}
+%s`, t.TempDir(), extra)
+	cfg, err := Parse("relay.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// leaf is a relayed device: a paho client that subscribes as the IoT Hub
+// SDKs do and hands every message it gets to a channel.
+type leaf struct {
+	c   mqtt.Client
+	got chan mqtt.Message
+}
+
+func newLeaf(t *testing.T, gw *Gateway, subs ...string) *leaf {
+	t.Helper()
+	l := &leaf{c: lanClient(t, gw, "leaf-1", "pw"), got: make(chan mqtt.Message, 64)}
+	for _, s := range subs {
+		if tok := l.c.Subscribe(s, 1, func(_ mqtt.Client, m mqtt.Message) { l.got <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", s, tok.Error())
+		}
+	}
+	return l
+}
+
+// next returns the next message whose topic starts with prefix, skipping
+// others.
+func (l *leaf) next(t *testing.T, prefix string) mqtt.Message {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-l.got:
+			if strings.HasPrefix(m.Topic(), prefix) {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no message on %s", prefix)
+		}
+	}
+}
+
+// request publishes a twin request and returns the answer's status, query
+// and body.
+func (l *leaf) request(t *testing.T, topic, rid, body string) (int, string, []byte) {
+	t.Helper()
+	if tok := l.c.Publish(topic+"?$rid="+rid, 0, false, body); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+	for {
+		m := l.next(t, "$iothub/twin/res/")
+		status, q, _ := strings.Cut(strings.TrimPrefix(m.Topic(), "$iothub/twin/res/"), "/?")
+		props, err := iothub.ParseBag(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if propValue(props, "$rid") != rid {
+			continue
+		}
+		var n int
+		fmt.Sscan(status, &n)
+		return n, q, m.Payload()
+	}
+}
+
+var iothubSubs = []string{"$iothub/twin/res/#", "$iothub/twin/PATCH/properties/desired/#", "$iothub/methods/POST/#", "devices/leaf-1/messages/devicebound/#"}
+
+// TestRelayTwin: a relayed device's twin GET is answered with the hub's
+// twin, a reported patch is answered 204 with a $version and reaches the
+// hub's twin, and a desired patch made at the hub reaches the device.
+func TestRelayTwin(t *testing.T) {
+	gw := startGateway(t, relayConfig(t, ""))
+	hub := gw.Hub()
+	if _, err := hub.PatchDesired("leaf-1", "", map[string]any{"interval": 5}); err != nil {
+		t.Fatal(err)
+	}
+	l := newLeaf(t, gw, iothubSubs...)
+	waitCond(t, 10*time.Second, "the hub's desired properties in the gateway's twin", func() (bool, string) {
+		st, _, body := l.request(t, "$iothub/twin/GET/", "g1", " ")
+		return st == 200 && strings.Contains(string(body), `"interval":5`), fmt.Sprintf("%d %s", st, body)
+	})
+	st, q, body := l.request(t, "$iothub/twin/PATCH/properties/reported/", "p1", `{"fw":"1.0","nested":{"a":1}}`)
+	if st != 204 || !strings.Contains(q, "$version=") || len(body) != 0 {
+		t.Fatalf("reported PATCH answered %d %q %q", st, q, body)
+	}
+	st, _, _ = l.request(t, "$iothub/twin/PATCH/properties/reported/", "p2", `{"nested":{"a":null,"b":2}}`)
+	if st != 204 {
+		t.Fatalf("second PATCH answered %d", st)
+	}
+	if st, _, body := l.request(t, "$iothub/twin/PATCH/properties/reported/", "p3", `[1,2]`); st != 400 || !strings.Contains(string(body), "errorCode") {
+		t.Fatalf("a patch that is not an object answered %d %s", st, body)
+	}
+	waitCond(t, 10*time.Second, "reported properties at the hub", func() (bool, string) {
+		tw, _ := hub.Twin("leaf-1", "")
+		b, _ := json.Marshal(tw.Properties.Reported["nested"])
+		return tw.Properties.Reported["fw"] == "1.0" && string(b) == `{"b":2}`, fmt.Sprintf("%v", tw.Properties.Reported)
+	})
+	_, _, body = l.request(t, "$iothub/twin/GET/", "g2", " ")
+	var tw struct {
+		Desired  map[string]any `json:"desired"`
+		Reported map[string]any `json:"reported"`
+	}
+	if err := json.Unmarshal(body, &tw); err != nil || tw.Reported["fw"] != "1.0" {
+		t.Fatalf("GET after PATCH: %s (%v)", body, err)
+	}
+
+	v, err := hub.PatchDesired("leaf-1", "", map[string]any{"mode": "eco"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := l.next(t, "$iothub/twin/PATCH/properties/desired/")
+	var patch map[string]any
+	if err := json.Unmarshal(m.Payload(), &patch); err != nil || patch["mode"] != "eco" || patch["$version"] != float64(v) {
+		t.Fatalf("desired patch %s on %s, want mode eco at $version %d", m.Payload(), m.Topic(), v)
+	}
+	if !strings.Contains(m.Topic(), fmt.Sprintf("$version=%d", v)) {
+		t.Errorf("desired topic %s", m.Topic())
+	}
+}
+
+// TestRelayMethods: a direct method reaches the relayed device and its
+// answer the caller; without a subscription the caller gets IoT Hub's
+// 404103, and a device that does not answer 504.
+func TestRelayMethods(t *testing.T) {
+	gw := startGateway(t, relayConfig(t, ""))
+	hub := gw.Hub()
+	invoke := func(name string) (hubsim.MethodResult, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return hub.InvokeMethod(ctx, "leaf-1", "", hubsim.MethodRequest{Name: name, Payload: json.RawMessage(`{"delay":1}`), ResponseTimeout: 10 * time.Second})
+	}
+	c := lanClient(t, gw, "leaf-1", "pw")
+	waitCond(t, 10*time.Second, "the gateway's identity online", func() (bool, string) {
+		st, _ := hub.Status("leaf-1", "")
+		return st.Connected, fmt.Sprintf("%+v", st)
+	})
+	res, err := invoke("reboot")
+	if err != nil || res.Status != 404 || !strings.Contains(string(res.Payload), "404103") {
+		t.Fatalf("method to a device not subscribed: %+v %v", res, err)
+	}
+	if tok := c.Subscribe("$iothub/methods/POST/#", 0, func(c mqtt.Client, m mqtt.Message) {
+		name, q, _ := strings.Cut(strings.TrimPrefix(m.Topic(), "$iothub/methods/POST/"), "/?")
+		if name == "silent" {
+			return
+		}
+		props, _ := iothub.ParseBag(q)
+		c.Publish("$iothub/methods/res/200/?$rid="+propValue(props, "$rid"), 0, false, fmt.Sprintf(`{"method":%q,"got":%s}`, name, m.Payload()))
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal("subscribe")
+	}
+	res, err = invoke("reboot")
+	if err != nil || res.Status != 200 || string(res.Payload) != `{"method":"reboot","got":{"delay":1}}` {
+		t.Fatalf("method: %+v %s %v", res, res.Payload, err)
+	}
+	res, err = invoke("silent")
+	if err != nil || res.Status != 504 {
+		t.Fatalf("method the device does not answer: %+v %s %v", res, res.Payload, err)
+	}
+}
+
+// TestRelayC2D: cloud-to-device messages reach the relayed device on its
+// devicebound topic with their properties, in order, and are completed at
+// the hub once the device acknowledged them.
+func TestRelayC2D(t *testing.T) {
+	gw := startGateway(t, relayConfig(t, ""))
+	hub := gw.Hub()
+	l := newLeaf(t, gw, "devices/leaf-1/messages/devicebound/#")
+	for i := range 3 {
+		if _, err := hub.SendC2D("leaf-1", hubsim.C2DMessage{Body: fmt.Appendf(nil, "hello %d", i), MessageID: fmt.Sprintf("m-%d", i),
+			Properties: []edgegw.Property{{Key: "color", Value: "blue & green"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		m := l.next(t, "devices/leaf-1/messages/devicebound/")
+		props, err := iothub.ParseBag(strings.TrimPrefix(m.Topic(), "devices/leaf-1/messages/devicebound/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Payload()) != fmt.Sprintf("hello %d", i) || propValue(props, "$.mid") != fmt.Sprintf("m-%d", i) || propValue(props, "color") != "blue & green" {
+			t.Fatalf("message %d: %s on %s", i, m.Payload(), m.Topic())
+		}
+	}
+	waitCond(t, 10*time.Second, "C2D completed at the hub", func() (bool, string) {
+		n := len(hub.PendingC2D("leaf-1"))
+		return n == 0, fmt.Sprintf("%d pending", n)
+	})
+}
