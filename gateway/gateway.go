@@ -32,6 +32,7 @@ type Gateway struct {
 	hub        *hubsim.Hub // the embedded emulator, when enabled
 	pool       *northbound.Pool
 	queue      *buffer.Queue
+	twins      *twinStore
 	statusAddr string
 	notifier   notifier
 }
@@ -133,7 +134,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return &ConfigError{File: cfg.File, Err: hubError(err)}
 	}
 	g.mu.Lock()
-	g.pool, g.queue = pool, q
+	g.pool, g.queue, g.twins = pool, q, twins
 	g.mu.Unlock()
 
 	// Northbound and the adapters run under their own contexts so that the

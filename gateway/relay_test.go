@@ -222,3 +222,10 @@ func TestRelayC2D(t *testing.T) {
 		return n == 0, fmt.Sprintf("%d pending", n)
 	})
 }
+
+// twinsForTest returns the gateway's twin store (valid once Run started).
+func (g *Gateway) twinsForTest() *twinStore {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.twins
+}
