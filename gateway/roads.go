@@ -104,7 +104,10 @@ type downlink struct {
 	log       *slog.Logger
 }
 
-var _ northbound.Downlink = (*downlink)(nil)
+var (
+	_ northbound.Downlink     = (*downlink)(nil)
+	_ northbound.TwinObserver = (*downlink)(nil)
+)
 
 func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
 	if r := d.relayer(cmd.Identity); r != nil {
@@ -150,6 +153,17 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 		}
 	}
 	return res
+}
+
+// ObserveTwin keeps the hub's reported section of a relayed identity's
+// twin when the gateway knows none yet (a new gateway, or a device that
+// never reported through it). Afterwards the device's own patches, which
+// go through the gateway, keep it current; the desired section comes with
+// the desired document that follows every twin read.
+func (d *downlink) ObserveTwin(identity edgegw.DeviceID, twin []byte) {
+	if d.relayer(identity) != nil {
+		d.twins.Seed(identity, twin)
+	}
 }
 
 // relayer returns the adapter that relays identity's device whole, or nil

@@ -88,6 +88,32 @@ func (s *twinStore) Desired(id edgegw.DeviceID, doc []byte, v int64, full bool) 
 	s.save(id, t)
 }
 
+// Seed takes the reported section of a twin read from the hub when the
+// identity's twin has no reported properties yet.
+func (s *twinStore) Seed(id edgegw.DeviceID, doc []byte) {
+	var tw struct {
+		Reported json.RawMessage `json:"reported"`
+	}
+	if json.Unmarshal(doc, &tw) != nil {
+		return
+	}
+	rep, err := decodeJSONObject(tw.Reported)
+	if err != nil || len(rep) <= 1 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.get(id)
+	if len(t.Reported) > 1 { // has properties besides $version
+		return
+	}
+	t.Reported = rep
+	if version(rep) == 0 {
+		rep["$version"] = int64(1)
+	}
+	s.save(id, t)
+}
+
 // get returns the identity's twin, loading it from disk on first use.
 // Called with s.mu held.
 func (s *twinStore) get(id edgegw.DeviceID) *twin {

@@ -249,6 +249,9 @@ func (s *session) getTwin(rid string) ([]byte, int64, error) {
 	if len(twin.Desired) == 0 || json.Unmarshal(twin.Desired, &v) != nil {
 		return nil, 0, errors.New("twin GET: no desired object in the twin")
 	}
+	if o, ok := s.l.p.down.(TwinObserver); ok {
+		o.ObserveTwin(s.l.id.ID, r.body)
+	}
 	return twin.Desired, v.Version, nil
 }
 

@@ -108,3 +108,11 @@ type Queue interface {
 type Downlink interface {
 	Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 }
+
+// TwinObserver is the optional part of a Downlink that is shown each
+// identity's whole twin, {"desired":{...},"reported":{...}}, whenever the
+// pool reads it from the hub (after every connect, IoT Hub profile). It
+// must not block.
+type TwinObserver interface {
+	ObserveTwin(identity edgegw.DeviceID, twin []byte)
+}
