@@ -13,8 +13,8 @@ import (
 	"github.com/edgegw/edgegw/southbound"
 )
 
-// hook is the adapter's only mochi hook: authentication, ACLs and durable
-// intake. mochi ORs the auth and ACL answers of all hooks, so no other hook
+// hook is the adapter's mochi hook for authentication, ACLs and durable
+// intake (packetIDs, the other, answers none of these). mochi ORs the auth and ACL answers of all hooks, so no other hook
 // that answers them (such as auth.AllowHook) may ever be added beside it.
 type hook struct {
 	mqtt.HookBase

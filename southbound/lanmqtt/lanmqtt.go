@@ -138,6 +138,7 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	onErr := func(err error) { a.stats.connErrors.Add(1) }
 	err = errors.Join(
 		srv.AddHook(h, nil),
+		srv.AddHook(newPacketIDs(), nil),
 		srv.AddListener(newTrackedListener("tcp", ln, a.cfg.ConnectTimeout, onErr)),
 	)
 	var ws *wsListener
