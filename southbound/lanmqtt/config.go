@@ -64,12 +64,6 @@ type Config struct {
 	MaxClients int `yaml:"max_clients"`
 }
 
-// TLSConfig names the server certificate and key (PEM files).
-type TLSConfig struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
-
 // User is one LAN account.
 //
 // Publish and Subscribe are MQTT topic filters; the placeholders
@@ -150,12 +144,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.TLS != nil {
-		if c.TLS.CertFile == "" {
-			add("tls.cert_file", "must be set")
-		}
-		if c.TLS.KeyFile == "" {
-			add("tls.key_file", "must be set")
-		}
+		errs = append(errs, c.TLS.validate()...)
 	}
 	if c.MaxMessageBytes <= 0 || c.MaxMessageBytes > 16<<20 {
 		add("max_message_bytes", "must be in 1..16777216 (got %d)", c.MaxMessageBytes)

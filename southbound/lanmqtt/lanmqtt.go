@@ -100,7 +100,7 @@ func (a *Adapter) WebsocketAddr() net.Addr {
 
 // Run listens, serves clients and hands intake to up until ctx ends, then
 // disconnects every client and returns after all goroutines it started have
-// exited. It fails only when it cannot listen (or load the TLS key pair).
+// exited. It fails only when it cannot listen or set up TLS.
 func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	if !a.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("lanmqtt %s: Run called twice", a.name)
@@ -110,11 +110,10 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	}
 	var tlsCfg *tls.Config
 	if a.cfg.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile)
-		if err != nil {
+		var err error
+		if tlsCfg, err = a.serverTLS(); err != nil {
 			return fmt.Errorf("lanmqtt %s: tls: %w", a.name, err)
 		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", a.cfg.Listen)
