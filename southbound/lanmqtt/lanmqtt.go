@@ -51,6 +51,7 @@ type Adapter struct {
 	srv     *mqtt.Server // set while serving
 	addr    net.Addr
 	wsAddr  net.Addr
+	x509    *certAuth // set by Run before serving; nil when no user may use a certificate
 
 	stats                                        counters
 	authLog, aclLog, rejectLog, failLog, dropLog rateLog

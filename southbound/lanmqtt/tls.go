@@ -30,6 +30,12 @@ type TLSConfig struct {
 	// Dir is where Auto keeps its CA and server certificate. The gateway
 	// sets it to <state_dir>/lan-ca unless it is given.
 	Dir string `yaml:"dir"`
+	// ClientCAFile (PEM, one or more certificates) lets a LAN device
+	// authenticate with a client certificate issued under one of these CAs
+	// whose subject CN is its device id, instead of a password or SAS
+	// token, as IoT Hub's CA-signed X.509 authentication does. See
+	// User.X509Thumbprint for self-signed certificates.
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // hostRE matches a DNS name: letters, digits and hyphens in dot-separated
@@ -72,7 +78,8 @@ func (t *TLSConfig) validate() []error {
 }
 
 // serverTLS returns the listeners' TLS configuration: the certificate
-// loaded from files, or Auto's (created or renewed as needed). Run calls it
+// loaded from files, or Auto's (created or renewed as needed), and the
+// client certificate authentication, whose CAs it loads. Run calls it
 // before serving.
 func (a *Adapter) serverTLS() (*tls.Config, error) {
 	t := a.cfg.TLS
@@ -94,6 +101,19 @@ func (a *Adapter) serverTLS() (*tls.Config, error) {
 			return nil, err
 		}
 		cfg.Certificates = []tls.Certificate{cert}
+	}
+	x, err := newCertAuth(&a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	if x != nil {
+		// Asked for, not required, and not checked by TLS: the connect hook
+		// checks a certificate against the user's thumbprint or the client
+		// CAs. Verifying against the CAs here would turn away self-signed
+		// devices, and no CA names are sent, which would keep some clients
+		// (Go's among them) from offering a self-signed certificate.
+		cfg.ClientAuth = tls.RequestClientCert
+		a.x509 = x
 	}
 	return cfg, nil
 }
