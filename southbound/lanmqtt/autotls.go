@@ -212,6 +212,9 @@ func (ac *autoCert) loadServer() (*tls.Certificate, error) {
 		return nil, err
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err == nil && cert.Leaf == nil { // GODEBUG x509keypairleaf=0
+		cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0])
+	}
 	if err != nil {
 		return nil, err
 	}
