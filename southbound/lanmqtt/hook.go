@@ -14,8 +14,9 @@ import (
 )
 
 // hook is the adapter's mochi hook for authentication, ACLs and durable
-// intake (packetIDs, the other, answers none of these). mochi ORs the auth and ACL answers of all hooks, so no other hook
-// that answers them (such as auth.AllowHook) may ever be added beside it.
+// intake (packetIDs, the other hook, answers none of these). mochi ORs the
+// auth and ACL answers of all hooks, so no other hook that answers them
+// (such as auth.AllowHook) may ever be added beside it.
 type hook struct {
 	mqtt.HookBase
 	a   *Adapter
