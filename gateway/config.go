@@ -161,6 +161,9 @@ func (c *Config) SetDefaults() {
 	c.Hub.SetDefaults()
 	for i := range c.Southbound {
 		if s := c.Southbound[i]; s.LANMQTT != nil {
+			if t := s.LANMQTT.TLS; t != nil && t.Auto {
+				edgegw.SetDefault(&t.Dir, c.StateDir+"/lan-ca")
+			}
 			s.LANMQTT.SetDefaults()
 		} else if s.Modbus != nil {
 			s.Modbus.SetDefaults()
@@ -222,7 +225,7 @@ func (c *Config) Validate() error {
 	for _, id := range c.Identities {
 		owned[id.ID] = true
 	}
-	names := map[string]int{}
+	names, caDirs := map[string]int{}, map[string]int{}
 	var points []edgegw.PointInfo
 	for i, s := range c.Southbound {
 		p := "southbound[" + strconv.Itoa(i) + "]"
@@ -238,6 +241,12 @@ func (c *Config) Validate() error {
 			kinds++
 			add(p+".lanmqtt", s.LANMQTT.Validate())
 			add(p+".lanmqtt", checkLANDevices(s.Name, s.LANMQTT, owned, &c.Mapping))
+			if t := s.LANMQTT.TLS; t != nil && t.Auto && t.Dir != "" {
+				if j, dup := caDirs[t.Dir]; dup {
+					add(p+".lanmqtt.tls.dir", fmt.Errorf("%s is already used by southbound[%d]: set a dir for each adapter", t.Dir, j))
+				}
+				caDirs[t.Dir] = i
+			}
 			points = append(points, s.LANMQTT.Points(s.Name)...)
 		}
 		if s.Modbus != nil {

@@ -71,12 +71,6 @@ type Config struct {
 	MaxClients int `yaml:"max_clients"`
 }
 
-// TLSConfig names the server certificate and key (PEM files).
-type TLSConfig struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
-
 // User is one LAN account.
 //
 // Publish and Subscribe are MQTT topic filters; the placeholders
@@ -92,13 +86,19 @@ type TLSConfig struct {
 // Hub: client id = device id, username {host}/{device}/?api-version=...
 // (which selects the user whose Device it names), and a SAS token as
 // password, checked against SASKey (the device's symmetric key from its
-// connection string). Any host name is accepted in username and token.
+// connection string), or no password and a client certificate over TLS
+// (X509Thumbprint, or TLSConfig.ClientCAFile). Any host name is accepted
+// in username and token.
 type User struct {
 	Username string        `yaml:"username"`
 	Password edgegw.Secret `yaml:"password"`
 	// SASKey is the base64 symmetric key of Device; with it, a SAS token
 	// signed with that key is accepted as password.
 	SASKey edgegw.Secret `yaml:"sas_key"`
+	// X509Thumbprint lets Device authenticate with a self-signed client
+	// certificate instead of a password: the SHA-1 (as IoT Hub shows it)
+	// or SHA-256 hex digest of the certificate (DER). Needs tls.
+	X509Thumbprint string `yaml:"x509_thumbprint"`
 	// Device is the hub identity this user may speak for on the IoT Hub
 	// surface. When set, the MQTT client id must equal it, as at IoT Hub.
 	Device string `yaml:"device"`
@@ -170,12 +170,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.TLS != nil {
-		if c.TLS.CertFile == "" {
-			add("tls.cert_file", "must be set")
-		}
-		if c.TLS.KeyFile == "" {
-			add("tls.key_file", "must be set")
-		}
+		errs = append(errs, c.TLS.validate()...)
 	}
 	if c.MaxMessageBytes <= 0 || c.MaxMessageBytes > 16<<20 {
 		add("max_message_bytes", "must be in 1..16777216 (got %d)", c.MaxMessageBytes)
@@ -216,9 +211,10 @@ func (c *Config) Validate() error {
 		if err := usernames.Check(p+".username", i, u.Username); err != nil {
 			errs = append(errs, err)
 		}
-		if u.Password == "" && u.SASKey == "" {
-			add(p+".password", "must be set (or sas_key)")
+		if u.Password == "" && u.SASKey == "" && !u.mayUseCert(c) {
+			add(p+".password", "must be set (or sas_key, or x509_thumbprint, or device with tls.client_ca_file)")
 		}
+		errs = append(errs, u.checkX509(c, p)...)
 		if u.SASKey != "" {
 			if k, err := base64.StdEncoding.DecodeString(u.SASKey.Reveal()); err != nil || len(k) == 0 {
 				add(p+".sas_key", "must be a base64 key")

@@ -15,9 +15,10 @@ import (
 	"github.com/edgegw/edgegw/southbound"
 )
 
-// hook is the adapter's only mochi hook: authentication, ACLs and durable
-// intake. mochi ORs the auth and ACL answers of all hooks, so no other hook
-// that answers them (such as auth.AllowHook) may ever be added beside it.
+// hook is the adapter's mochi hook for authentication, ACLs and durable
+// intake (packetIDs, the other hook, answers none of these). mochi ORs the
+// auth and ACL answers of all hooks, so no other hook that answers them
+// (such as auth.AllowHook) may ever be added beside it.
 type hook struct {
 	mqtt.HookBase
 	a   *Adapter
@@ -55,14 +56,19 @@ func (h *hook) Provides(b byte) bool {
 	}, b) >= 0
 }
 
-// OnConnectAuthenticate checks the credentials, that a user bound to an
-// identity uses it as client id (as IoT Hub requires), and that nobody takes
-// over a session that belongs to another user.
+// OnConnectAuthenticate checks the credentials (password, SAS token or
+// client certificate), that a user bound to an identity uses it as client
+// id (as IoT Hub requires), and that nobody takes over a session that
+// belongs to another user.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
 	acc := h.a.accounts.authenticate(user, pk.Connect.Password)
 	reason := ""
+	if acc == nil {
+		acc, reason = h.a.authenticateCert(cl, user, pk.Connect.Password)
+	}
 	switch {
+	case reason != "": // a client certificate was refused
 	case acc == nil && user == "":
 		reason = "anonymous connect refused"
 	case acc == nil:

@@ -51,6 +51,7 @@ type Adapter struct {
 	srv     *mqtt.Server // set while serving
 	addr    net.Addr
 	wsAddr  net.Addr
+	x509    *certAuth // set by Run before serving; nil when no user may use a certificate
 
 	relay *relay
 	twins southbound.Twins // the uplink's, when it keeps twins
@@ -104,7 +105,7 @@ func (a *Adapter) WebsocketAddr() net.Addr {
 
 // Run listens, serves clients and hands intake to up until ctx ends, then
 // disconnects every client and returns after all goroutines it started have
-// exited. It fails only when it cannot listen (or load the TLS key pair).
+// exited. It fails only when it cannot listen or set up TLS.
 func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	if !a.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("lanmqtt %s: Run called twice", a.name)
@@ -114,11 +115,10 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	}
 	var tlsCfg *tls.Config
 	if a.cfg.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile)
-		if err != nil {
+		var err error
+		if tlsCfg, err = a.serverTLS(); err != nil {
 			return fmt.Errorf("lanmqtt %s: tls: %w", a.name, err)
 		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", a.cfg.Listen)
@@ -143,6 +143,7 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	onErr := func(err error) { a.stats.connErrors.Add(1) }
 	err = errors.Join(
 		srv.AddHook(h, nil),
+		srv.AddHook(newPacketIDs(), nil),
 		srv.AddListener(newTrackedListener("tcp", ln, a.cfg.ConnectTimeout, onErr)),
 	)
 	var ws *wsListener
