@@ -9,10 +9,12 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/hubsim"
 	"github.com/edgegw/edgegw/iothub"
+	"github.com/edgegw/edgegw/southbound/lanmqtt"
 )
 
 // relayConfig is a gateway with an embedded hub and one relayed LAN device,
@@ -228,4 +230,88 @@ func (g *Gateway) twinsForTest() *twinStore {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.twins
+}
+
+// TestRelayTelemetryProperties: every system property a device sets in its
+// property bag reaches the hub, $.ctime included, and an MQTT 5 device's
+// content type and user properties become $.ct and application
+// properties.
+func TestRelayTelemetryProperties(t *testing.T) {
+	gw := startGateway(t, relayConfig(t, ""))
+	hub := gw.Hub()
+	c := lanClient(t, gw, "leaf-1", "pw")
+	publish := func(topic string) {
+		if tok := c.Publish(topic, 1, false, `{"t":1}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	publish("devices/leaf-1/messages/events/%24.mid=m1&%24.ctime=2026-01-02T03%3A04%3A05.678Z&%24.ct=application%2Fjson&k=v")
+
+	lan := gw.Adapter("lan").(*lanmqtt.Adapter)
+	r := dialRawV5(t, lan.Addr().String(), "leaf-1", "leaf-1", "pw")
+	code, ackLen := r.publish(t, 7, "devices/leaf-1/messages/events/", []byte("v5"), packets.Properties{
+		ContentType: "text/plain",
+		User:        []packets.UserProperty{{Key: "site", Val: "north"}, {Key: "line", Val: "7"}},
+	})
+	if code != 0 || ackLen != 2 {
+		t.Errorf("v5 PUBACK: reason 0x%02x, %d bytes after the fixed header; want success with nothing echoed", code, ackLen)
+	}
+	waitCond(t, 10*time.Second, "2 messages at the hub", func() (bool, string) {
+		n := len(hub.Telemetry("leaf-1"))
+		return n == 2, fmt.Sprintf("%d", n)
+	})
+	tm := hub.Telemetry("leaf-1")
+	if m := tm[0]; m.MessageID != "m1" || m.System["$.ctime"] != "2026-01-02T03:04:05.678Z" || m.ContentType != "application/json" {
+		t.Errorf("first message: %+v", m)
+	} else if v, _ := m.Property("k"); v != "v" {
+		t.Errorf("first message properties: %v", m.Properties)
+	}
+	if m := tm[1]; m.ContentType != "text/plain" {
+		t.Errorf("v5 message: %+v", m)
+	} else if s, _ := m.Property("site"); s != "north" {
+		t.Errorf("v5 message properties: %v", m.Properties)
+	} else if l, _ := m.Property("line"); l != "7" {
+		t.Errorf("v5 message properties: %v", m.Properties)
+	}
+}
+
+// TestRelayDevicesIsolated: two relayed devices on one gateway never see
+// each other's requests, answers or commands, although the IoT Hub topics
+// are the same for both.
+func TestRelayDevicesIsolated(t *testing.T) {
+	cfg := relayConfig(t, "")
+	cfg.Identities = append(cfg.Identities, cfg.Identities[0])
+	cfg.Identities[1].ID = "leaf-2"
+	lc := cfg.Southbound[0].LANMQTT
+	lc.Users = append(lc.Users, lanmqtt.User{Username: "leaf-2", Password: "pw", Device: "leaf-2"})
+	gw := startGateway(t, cfg)
+	hub := gw.Hub()
+	one := newLeaf(t, gw, iothubSubs...)
+	two := &leaf{c: lanClient(t, gw, "leaf-2", "pw"), got: make(chan mqtt.Message, 64)}
+	for _, s := range []string{"$iothub/#", "devices/#", "#"} {
+		tok := two.c.Subscribe(s, 1, func(_ mqtt.Client, m mqtt.Message) { two.got <- m })
+		tok.WaitTimeout(5 * time.Second) // a refused filter is fine: nothing may arrive either way
+	}
+	if st, _, _ := one.request(t, "$iothub/twin/GET/", "g1", " "); st != 200 {
+		t.Fatalf("GET answered %d", st)
+	}
+	if st, _, _ := one.request(t, "$iothub/twin/PATCH/properties/reported/", "p1", `{"x":1}`); st != 204 {
+		t.Fatalf("PATCH answered %d", st)
+	}
+	if _, err := hub.PatchDesired("leaf-1", "", map[string]any{"only": "one"}); err != nil {
+		t.Fatal(err)
+	}
+	one.next(t, "$iothub/twin/PATCH/properties/desired/")
+	if _, err := hub.SendC2D("leaf-1", hubsim.C2DMessage{Body: []byte("for one")}); err != nil {
+		t.Fatal(err)
+	}
+	one.next(t, "devices/leaf-1/messages/devicebound/")
+	if tok := one.c.Publish("devices/leaf-1/messages/events/", 1, false, "tel"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case m := <-two.got:
+		t.Fatalf("leaf-2 got %s %q", m.Topic(), m.Payload())
+	case <-time.After(time.Second):
+	}
 }

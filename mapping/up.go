@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -209,10 +210,13 @@ func (m *Mapper) upMessage(r edgegw.Reading) ([]edgegw.Message, error) {
 	if msg.Kind == edgegw.Reported {
 		return []edgegw.Message{msg}, nil
 	}
-	if msg.ContentType == "" {
+	// The rule's body labels describe the JSON documents mapping builds;
+	// a ready message takes them only when its body fits the label (a
+	// payload that is not JSON is not labelled application/json).
+	if msg.ContentType == "" && (rule.cfg.Body.ContentType != DefaultContentType || json.Valid(msg.Body)) {
 		msg.ContentType = rule.cfg.Body.ContentType
 	}
-	if msg.ContentEncoding == "" {
+	if msg.ContentEncoding == "" && msg.ContentType != "" {
 		msg.ContentEncoding = rule.cfg.Body.ContentEncoding
 	}
 	for _, p := range rule.props {

@@ -156,6 +156,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	switch {
 	case intake:
 		h.a.stats.received.Add(1)
+		if err == nil && cl.Properties.ProtocolVersion == 5 {
+			_, _, hub := iothub.ParseEventsTopic(pk.TopicName)
+			err = applyV5(r.Message, &pk.Properties, hub)
+		}
 		it.intake, it.device, it.err = true, r.Device, err
 		if err == nil {
 			it.done = make(chan error, 1)

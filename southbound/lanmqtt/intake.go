@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/iothub"
 )
@@ -38,7 +40,47 @@ func decodePropertyBag(bag string, m *edgegw.Message) error {
 			return fmt.Errorf("%w: property %q is not UTF-8 after decoding", errBadBag, p.Key)
 		}
 	}
+	var ctime string
+	for _, p := range props {
+		if p.Key == iothub.PropCreationTime {
+			ctime = p.Value
+		}
+	}
 	iothub.ApplyBag(m, props)
+	if ctime != "" && !hasProperty(m.Properties, iothub.PropCreationTime) {
+		// ApplyBag took the device's creation time as the message's; it
+		// travels on to the hub as the device wrote it.
+		m.Properties = append(m.Properties, edgegw.Property{Key: iothub.PropCreationTime, Value: ctime})
+	}
+	return nil
+}
+
+func hasProperty(ps []edgegw.Property, key string) bool {
+	for _, p := range ps {
+		if p.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// applyV5 carries an MQTT 5 publish's content type and user properties
+// into m, as the system property $.ct (unless the IoT Hub property bag set
+// one; on the topic surface it replaces the guess from the payload) and
+// as application properties, within maxProperties.
+func applyV5(m *edgegw.Message, props *packets.Properties, hubSurface bool) error {
+	if props.ContentType != "" && (!hubSurface || m.ContentType == "") {
+		m.ContentType = props.ContentType
+	}
+	if len(props.User) == 0 {
+		return nil
+	}
+	if len(m.Properties)+len(props.User) > maxProperties {
+		return fmt.Errorf("%w: more than %d properties with the MQTT 5 user properties", errBadBag, maxProperties)
+	}
+	for _, u := range props.User {
+		m.Properties = append(m.Properties, edgegw.Property{Key: u.Key, Value: u.Val})
+	}
 	return nil
 }
 

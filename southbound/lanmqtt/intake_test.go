@@ -198,7 +198,9 @@ func TestDecodePropertyBag(t *testing.T) {
 		!m.Created.Equal(time.Date(2021, 4, 21, 11, 30, 16, 0, time.UTC)) {
 		t.Errorf("system properties: %+v", m)
 	}
-	want := []edgegw.Property{{Key: "alert", Value: "yes&no"}, {Key: "$.sub", Value: "sub1"}, {Key: "nullprop", Value: ""}, {Key: "empty", Value: ""}, {Key: "a+b", Value: "c+d"}}
+	// $.ctime sets Created and also travels on, as the device wrote it.
+	want := []edgegw.Property{{Key: "alert", Value: "yes&no"}, {Key: "$.sub", Value: "sub1"}, {Key: "nullprop", Value: ""}, {Key: "empty", Value: ""}, {Key: "a+b", Value: "c+d"},
+		{Key: "$.ctime", Value: "2021-04-21T11:30:16Z"}}
 	if !slices.Equal(m.Properties, want) {
 		t.Errorf("properties %v, want %v", m.Properties, want)
 	}
