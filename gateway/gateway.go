@@ -133,6 +133,20 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil { // a key, certificate or CA file named in the config is unusable
 		return &ConfigError{File: cfg.File, Err: hubError(err)}
 	}
+	// A relayed identity subscribes to direct methods at the hub only while
+	// its device listens for them, as IoT Hub sees a device (404103).
+	for _, id := range cfg.Identities {
+		if down.relayer(edgegw.DeviceID(id.ID)) != nil {
+			pool.SetMethods(edgegw.DeviceID(id.ID), false)
+		}
+	}
+	for _, r := range relayers {
+		r.WatchMethods(func(id edgegw.DeviceID, on bool) {
+			if down.relayer(id) != nil {
+				pool.SetMethods(id, on)
+			}
+		})
+	}
 	g.mu.Lock()
 	g.pool, g.queue, g.twins = pool, q, twins
 	g.mu.Unlock()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -32,7 +33,7 @@ southbound:
   - name: lan
     lanmqtt:
       listen: "127.0.0.1:0"
-      method_timeout: 2s
+      method_timeout: 10s
       users:
         - {username: leaf-1, password: pw, device: leaf-1}
 %s`, t.TempDir(), extra)
@@ -157,24 +158,25 @@ func TestRelayTwin(t *testing.T) {
 }
 
 // TestRelayMethods: a direct method reaches the relayed device and its
-// answer the caller; without a subscription the caller gets IoT Hub's
-// 404103, and a device that does not answer 504.
+// answer the caller. The gateway's identity subscribes to methods at the
+// hub only while its device does, so a caller gets IoT Hub's own 404103
+// DeviceNotOnline when the device is not listening, and 504 when it does
+// not answer.
 func TestRelayMethods(t *testing.T) {
 	gw := startGateway(t, relayConfig(t, ""))
 	hub := gw.Hub()
 	invoke := func(name string) (hubsim.MethodResult, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		return hub.InvokeMethod(ctx, "leaf-1", "", hubsim.MethodRequest{Name: name, Payload: json.RawMessage(`{"delay":1}`), ResponseTimeout: 10 * time.Second})
+		return hub.InvokeMethod(ctx, "leaf-1", "", hubsim.MethodRequest{Name: name, Payload: json.RawMessage(`{"delay":1}`), ResponseTimeout: 3 * time.Second})
 	}
 	c := lanClient(t, gw, "leaf-1", "pw")
 	waitCond(t, 10*time.Second, "the gateway's identity online", func() (bool, string) {
 		st, _ := hub.Status("leaf-1", "")
 		return st.Connected, fmt.Sprintf("%+v", st)
 	})
-	res, err := invoke("reboot")
-	if err != nil || res.Status != 404 || !strings.Contains(string(res.Payload), "404103") {
-		t.Fatalf("method to a device not subscribed: %+v %v", res, err)
+	if res, err := invoke("reboot"); !errors.Is(err, hubsim.ErrDeviceNotOnline) {
+		t.Fatalf("method to a device not subscribed: %+v %v, want DeviceNotOnline", res, err)
 	}
 	if tok := c.Subscribe("$iothub/methods/POST/#", 0, func(c mqtt.Client, m mqtt.Message) {
 		name, q, _ := strings.Cut(strings.TrimPrefix(m.Topic(), "$iothub/methods/POST/"), "/?")
@@ -186,14 +188,23 @@ func TestRelayMethods(t *testing.T) {
 	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal("subscribe")
 	}
-	res, err = invoke("reboot")
-	if err != nil || res.Status != 200 || string(res.Payload) != `{"method":"reboot","got":{"delay":1}}` {
-		t.Fatalf("method: %+v %s %v", res, res.Payload, err)
+	var res hubsim.MethodResult
+	waitCond(t, 10*time.Second, "the method answered once the device listens", func() (bool, string) {
+		var err error
+		res, err = invoke("reboot")
+		return err == nil, fmt.Sprint(err)
+	})
+	if res.Status != 200 || string(res.Payload) != `{"method":"reboot","got":{"delay":1}}` {
+		t.Fatalf("method: %+v %s", res, res.Payload)
 	}
-	res, err = invoke("silent")
-	if err != nil || res.Status != 504 {
-		t.Fatalf("method the device does not answer: %+v %s %v", res, res.Payload, err)
+	if res, err := invoke("silent"); !errors.Is(err, hubsim.ErrMethodTimeout) {
+		t.Fatalf("method the device does not answer: %+v %s %v, want a timeout", res, res.Payload, err)
 	}
+	c.Disconnect(100)
+	waitCond(t, 10*time.Second, "DeviceNotOnline once the device left", func() (bool, string) {
+		_, err := invoke("reboot")
+		return errors.Is(err, hubsim.ErrDeviceNotOnline), fmt.Sprint(err)
+	})
 }
 
 // TestRelayC2D: cloud-to-device messages reach the relayed device on its

@@ -57,6 +57,12 @@ type link struct {
 	// Owned by the holder of desiredTurn:
 	desiredVersion int64 // highest desired $version handled
 	desiredRetries int   // consecutive transient outcomes
+
+	// The direct-methods subscription (methods.go), guarded by subMu.
+	subMu      sync.Mutex
+	methodsOff bool     // SetMethods(false): leave methods out
+	subSess    *session // the session that last subscribed
+	methodsOn  bool     // whether subSess is subscribed to methods
 }
 
 func newLink(p *Pool, id *identity.Identity) *link {
@@ -260,7 +266,10 @@ func (s *session) finish(reason error) error {
 
 // subscribe subscribes to the profile's downlink topics in one SUBSCRIBE.
 func (s *session) subscribe() error {
+	s.l.subMu.Lock()
+	defer s.l.subMu.Unlock()
 	subs := s.l.p.prof.subscriptions(s.l.id)
+	s.l.methodsWanted(s, subs)
 	list := make([]mqtt3.Subscription, 0, len(subs))
 	for f, q := range subs {
 		list = append(list, mqtt3.Subscription{Filter: f, QoS: q})

@@ -33,7 +33,7 @@ func TestInboundProtocolViolations(t *testing.T) {
 		{"PUBREC", []byte{0x50, 2, 0, 1}},
 		{"PUBREL", []byte{0x62, 2, 0, 1}},
 		{"SUBSCRIBE", []byte{0x82, 6, 0, 1, 0, 1, 't', 0}},
-		{"UNSUBACK", []byte{0xb0, 2, 0, 1}},
+		{"UNSUBACK with 3 bytes", []byte{0xb0, 3, 0, 1, 0}},
 		{"PINGREQ", []byte{0xc0, 0}},
 		{"reserved type 0", []byte{0x00, 0}},
 		{"reserved type 15", []byte{0xf0, 0}},

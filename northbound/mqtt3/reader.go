@@ -65,6 +65,13 @@ func (c *Conn) handle(p packet) error {
 		}
 		c.complete(id, p.body[2:])
 		return nil
+	case typeUnsuback:
+		id, err := packetID(p, "UNSUBACK", true)
+		if err != nil {
+			return err
+		}
+		c.complete(id, nil)
+		return nil
 	case typeDisconnect:
 		// Not a 3.1.1 server packet, but brokers shutting down send it
 		// (MQTT 5 habit): read it as the close it announces.

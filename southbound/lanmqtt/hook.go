@@ -53,6 +53,9 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnWillSent,
 		mqtt.OnDisconnect,
 		mqtt.OnQosComplete,
+		mqtt.OnSubscribed,
+		mqtt.OnUnsubscribed,
+		mqtt.OnSessionEstablished,
 	}, b) >= 0
 }
 

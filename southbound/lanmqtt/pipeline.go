@@ -102,6 +102,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if p, ok := h.pipes.LoadAndDelete(cl); ok {
 		close(p.(*pipe).items)
 	}
+	h.methodsChanged(cl, true)
 }
 
 // push queues it, waiting while the pipe is full. Called by OnPublish on

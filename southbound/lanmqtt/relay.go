@@ -63,6 +63,12 @@ const (
 
 // relay holds the commands waiting for a device's answer.
 type relay struct {
+	// watch is told when a relayed device starts or stops listening for
+	// direct methods (WatchMethods); listening has what it was last told.
+	watchMu   sync.Mutex
+	watch     func(identity edgegw.DeviceID, listening bool)
+	listening map[string]bool
+
 	mu      sync.Mutex
 	rid     atomic.Uint64
 	methods map[waitKey]chan edgegw.Result // by client id and $rid
@@ -78,7 +84,8 @@ type ackKey struct {
 }
 
 func newRelay() *relay {
-	return &relay{methods: map[waitKey]chan edgegw.Result{}, acks: map[ackKey]chan struct{}{}, desired: map[string]int64{}}
+	return &relay{methods: map[waitKey]chan edgegw.Result{}, acks: map[ackKey]chan struct{}{}, desired: map[string]int64{},
+		listening: map[string]bool{}}
 }
 
 var _ southbound.Relayer = (*Adapter)(nil)
@@ -88,6 +95,53 @@ func (a *Adapter) Relays(identity edgegw.DeviceID) bool {
 	acc := a.accounts.byDevice[string(identity)]
 	return acc != nil && acc.relay
 }
+
+// WatchMethods registers fn, called whenever a relayed device starts or
+// stops listening for direct methods (connected and subscribed to
+// $iothub/methods/POST/), so that the identity's connection to the hub
+// can mirror it: IoT Hub answers 404103 for a device that does not
+// listen. fn must not block. Call it before Run.
+func (a *Adapter) WatchMethods(fn func(identity edgegw.DeviceID, listening bool)) {
+	a.relay.watchMu.Lock()
+	a.relay.watch = fn
+	a.relay.watchMu.Unlock()
+}
+
+// methodsChanged looks again at whether cl's device listens for methods,
+// after its subscriptions changed or it connected or left (leaving: cl is
+// on its way out; another connection may have taken over its id).
+func (h *hook) methodsChanged(cl *mqtt.Client, leaving bool) {
+	acc := h.a.accounts.byDevice[cl.ID]
+	if acc == nil || !acc.relay {
+		return
+	}
+	r := h.a.relay
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	cur := cl
+	if leaving {
+		cur = nil
+		if c, ok := h.srv.Clients.Get(cl.ID); ok && c != cl && !c.Closed() {
+			cur = c // taken over
+		}
+	}
+	on := cur != nil && subscribedQoS(cur, "$iothub/methods/POST/m/") >= 0
+	if was, ok := r.listening[cl.ID]; ok && was == on || !ok && !on {
+		return
+	}
+	r.listening[cl.ID] = on
+	if r.watch != nil {
+		r.watch(edgegw.DeviceID(cl.ID), on)
+	}
+}
+
+// OnSubscribed, OnUnsubscribed and OnSessionEstablished (a persistent
+// session brings its subscriptions back) feed methodsChanged.
+func (h *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) { h.methodsChanged(cl, false) }
+
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) { h.methodsChanged(cl, cl.Closed()) }
+
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) { h.methodsChanged(cl, false) }
 
 // IoT Hub's answers for a method that reaches no device.
 var (
