@@ -326,3 +326,68 @@ func TestRelayDevicesIsolated(t *testing.T) {
 	case <-time.After(time.Second):
 	}
 }
+
+// TestRelayModule: a module identity is relayed the same way: its
+// telemetry on devices/{d}/modules/{m}/messages/events/, its twin and its
+// direct methods.
+func TestRelayModule(t *testing.T) {
+	y := fmt.Sprintf(`
+state_dir: %s
+log: {level: warn}
+hubsim: {enabled: true, mqtt_listen: "127.0.0.1:0", http_listen: "127.0.0.1:0"}
+hub: {host: localhost}
+identities:
+  - id: edge-1
+  - id: edge-1/filter
+southbound:
+  - name: lan
+    lanmqtt:
+      listen: "127.0.0.1:0"
+      users:
+        - {username: filter, password: pw, device: edge-1/filter}
+`, t.TempDir())
+	cfg, err := Parse("module.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, cfg)
+	hub := gw.Hub()
+	if _, err := hub.PatchDesired("edge-1", "filter", map[string]any{"threshold": 3}); err != nil {
+		t.Fatal(err)
+	}
+	lan := gw.Adapter("lan").(*lanmqtt.Adapter)
+	opts := mqtt.NewClientOptions().AddBroker("tcp://" + lan.Addr().String()).
+		SetClientID("edge-1/filter").SetUsername("filter").SetPassword("pw").SetAutoReconnect(false)
+	l := &leaf{c: mqtt.NewClient(opts), got: make(chan mqtt.Message, 64)}
+	if tok := l.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { l.c.Disconnect(100) })
+	if tok := l.c.Subscribe("$iothub/twin/res/#", 0, func(_ mqtt.Client, m mqtt.Message) { l.got <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	waitCond(t, 10*time.Second, "the module's twin", func() (bool, string) {
+		st, _, body := l.request(t, "$iothub/twin/GET/", "g1", " ")
+		return st == 200 && strings.Contains(string(body), `"threshold":3`), string(body)
+	})
+	if tok := l.c.Subscribe("$iothub/methods/POST/#", 0, func(c mqtt.Client, m mqtt.Message) {
+		_, q, _ := strings.Cut(m.Topic(), "/?")
+		props, _ := iothub.ParseBag(q)
+		c.Publish("$iothub/methods/res/201/?$rid="+propValue(props, "$rid"), 0, false, `{"module":true}`)
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	waitCond(t, 10*time.Second, "the module's method", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res, err := hub.InvokeMethod(ctx, "edge-1", "filter", hubsim.MethodRequest{Name: "reset", ResponseTimeout: 5 * time.Second})
+		return err == nil && res.Status == 201 && string(res.Payload) == `{"module":true}`, fmt.Sprintf("%+v %v", res, err)
+	})
+	if tok := l.c.Publish("devices/edge-1/modules/filter/messages/events/", 1, false, "m"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	waitCond(t, 10*time.Second, "the module's telemetry", func() (bool, string) {
+		tm := hub.Telemetry("edge-1")
+		return len(tm) == 1 && tm[0].ModuleID == "filter", fmt.Sprintf("%+v", tm)
+	})
+}
