@@ -183,7 +183,7 @@ func (s *session) send(it item) *flight {
 			f.tok, f.err = s.conn.Publish(topic, 1, it.msg.Body)
 		}
 	default:
-		f.tok, f.err = s.conn.Publish(l.p.prof.telemetryTopic(l.id, it.msg), 1, it.msg.Body)
+		f.tok, f.err = s.conn.Publish(string(l.p.prof.appendTelemetryTopic(nil, l.id, it.msg)), 1, it.msg.Body)
 	}
 	l.st.update(func(st *Status) { st.Sent++; st.InFlight++ })
 	return f

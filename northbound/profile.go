@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/identity"
+	"github.com/edgegw/edgegw/iothub"
 )
 
 // profile is what differs between hubs: names, topics and how inbound
@@ -22,7 +23,8 @@ type profile interface {
 	// sas reports whether the password is a SAS token signed per connect.
 	sas(id *identity.Identity) bool
 	subscriptions(id *identity.Identity) map[string]byte
-	telemetryTopic(id *identity.Identity, m *edgegw.Message) string
+	// appendTelemetryTopic appends the topic m is published to.
+	appendTelemetryTopic(dst []byte, id *identity.Identity, m *edgegw.Message) []byte
 	// reportedTopic returns where a reported patch goes. twin true means it
 	// is published with QoS 0 and answered by a twin response with rid;
 	// false means QoS 1, acknowledged by PUBACK.
@@ -90,5 +92,32 @@ func expand(tmpl string, id *identity.Identity) string {
 	if !strings.Contains(tmpl, "{") {
 		return tmpl
 	}
-	return strings.NewReplacer("{id}", string(id.ID), "{device}", id.Device, "{module}", id.Module).Replace(tmpl)
+	return string(appendExpanded(nil, tmpl, id, nil))
+}
+
+// appendExpanded appends tmpl to dst with {id}, {device} and {module}
+// filled for id and, when m is not nil, {bag} with m's property bag. The
+// template is read once, left to right, so what a placeholder becomes is
+// never read as another.
+func appendExpanded(dst []byte, tmpl string, id *identity.Identity, m *edgegw.Message) []byte {
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			return append(dst, tmpl...)
+		}
+		dst = append(dst, tmpl[:i]...)
+		tmpl = tmpl[i:]
+		switch {
+		case strings.HasPrefix(tmpl, "{id}"):
+			dst, tmpl = append(dst, id.ID...), tmpl[len("{id}"):]
+		case strings.HasPrefix(tmpl, "{device}"):
+			dst, tmpl = append(dst, id.Device...), tmpl[len("{device}"):]
+		case strings.HasPrefix(tmpl, "{module}"):
+			dst, tmpl = append(dst, id.Module...), tmpl[len("{module}"):]
+		case m != nil && strings.HasPrefix(tmpl, "{bag}"):
+			dst, tmpl = iothub.AppendMessageBag(dst, m), tmpl[len("{bag}"):]
+		default:
+			dst, tmpl = append(dst, '{'), tmpl[1:]
+		}
+	}
 }

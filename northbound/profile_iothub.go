@@ -40,11 +40,13 @@ func CheckSize(m *edgegw.Message) error {
 }
 
 // messageSize is the length of the IoT Hub telemetry topic for m plus its
-// body: the longest form, a module identity's topic.
+// body (see appendTelemetryTopic), counted without building the topic.
 func messageSize(m *edgegw.Message) int {
-	dev, mod, _ := strings.Cut(string(m.Identity), "/")
-	id := &identity.Identity{ID: m.Identity, Device: dev, Module: mod}
-	return len((&iothubProfile{}).telemetryTopic(id, m)) + len(m.Body)
+	n := len("devices/") + len(m.Identity) + len("/messages/events/") + iothub.MessageBagLen(m) + len(m.Body)
+	if strings.Contains(string(m.Identity), "/") {
+		n += len("/modules/") - 1 // "device/module" becomes "device/modules/module"
+	}
+	return n
 }
 
 // iothubProfile speaks IoT Hub's MQTT device protocol.
@@ -79,21 +81,18 @@ func (p *iothubProfile) subscriptions(id *identity.Identity) map[string]byte {
 	return subs
 }
 
-// telemetryTopic is devices/{d}[/modules/{m}]/messages/events/{bag} with
-// the system properties first ($.mid, $.cid, $.ct, $.ce), then the
+// appendTelemetryTopic appends devices/{d}[/modules/{m}]/messages/events/{bag}
+// with the system properties first ($.mid, $.cid, $.ct, $.ce), then the
 // application properties in order.
-func (p *iothubProfile) telemetryTopic(id *identity.Identity, m *edgegw.Message) string {
-	var b strings.Builder
-	b.Grow(64 + len(id.ID) + len(m.ContentType) + len(m.MessageID) + 32*len(m.Properties))
-	b.WriteString("devices/")
-	b.WriteString(id.Device)
+func (p *iothubProfile) appendTelemetryTopic(dst []byte, id *identity.Identity, m *edgegw.Message) []byte {
+	dst = append(dst, "devices/"...)
+	dst = append(dst, id.Device...)
 	if id.Module != "" {
-		b.WriteString("/modules/")
-		b.WriteString(id.Module)
+		dst = append(dst, "/modules/"...)
+		dst = append(dst, id.Module...)
 	}
-	b.WriteString("/messages/events/")
-	iothub.WriteMessageBag(&b, m)
-	return b.String()
+	dst = append(dst, "/messages/events/"...)
+	return iothub.AppendMessageBag(dst, m)
 }
 
 func (p *iothubProfile) reportedTopic(_ *identity.Identity, rid string) (string, bool) {

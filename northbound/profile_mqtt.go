@@ -7,7 +7,6 @@ import (
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/identity"
-	"github.com/edgegw/edgegw/iothub"
 )
 
 // mqttProfile speaks to any MQTT 3.1.1 broker with topic templates.
@@ -31,15 +30,10 @@ func (p *mqttProfile) subscriptions(id *identity.Identity) map[string]byte {
 	}
 }
 
-// telemetryTopic expands the template; "{bag}" becomes the property bag.
-func (p *mqttProfile) telemetryTopic(id *identity.Identity, m *edgegw.Message) string {
-	t := expand(p.t.Telemetry, id)
-	if strings.Contains(t, "{bag}") {
-		var b strings.Builder
-		iothub.WriteMessageBag(&b, m)
-		t = strings.ReplaceAll(t, "{bag}", b.String())
-	}
-	return t
+// appendTelemetryTopic expands the template; "{bag}" becomes the property
+// bag.
+func (p *mqttProfile) appendTelemetryTopic(dst []byte, id *identity.Identity, m *edgegw.Message) []byte {
+	return appendExpanded(dst, p.t.Telemetry, id, m)
 }
 
 func (p *mqttProfile) reportedTopic(id *identity.Identity, _ string) (string, bool) {

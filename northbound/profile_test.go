@@ -14,6 +14,11 @@ func ident(id string) *identity.Identity {
 	return &identity.Identity{ID: edgegw.DeviceID(id), Device: dev, Module: mod}
 }
 
+// telemetryTopic returns the topic p publishes m to.
+func telemetryTopic(p profile, id *identity.Identity, m *edgegw.Message) string {
+	return string(p.appendTelemetryTopic(nil, id, m))
+}
+
 func TestIoTHubTopics(t *testing.T) {
 	p := &iothubProfile{host: "hub.example", apiVersion: "2021-04-12"}
 	m := &edgegw.Message{MessageID: "m 1", ContentType: "application/json", ContentEncoding: "utf-8",
@@ -23,11 +28,11 @@ func TestIoTHubTopics(t *testing.T) {
 		{"gw/mod", "devices/gw/modules/mod/messages/events/%24.mid=m%201&%24.ct=application%2Fjson&%24.ce=utf-8&alert=yes%26no&%24x="},
 	}
 	for _, tt := range tests {
-		if got := p.telemetryTopic(ident(tt.id), m); got != tt.want {
+		if got := telemetryTopic(p, ident(tt.id), m); got != tt.want {
 			t.Errorf("%s:\n got %s\nwant %s", tt.id, got, tt.want)
 		}
 	}
-	if got := p.telemetryTopic(ident("d"), &edgegw.Message{}); got != "devices/d/messages/events/" {
+	if got := telemetryTopic(p, ident("d"), &edgegw.Message{}); got != "devices/d/messages/events/" {
 		t.Errorf("no properties: %s", got)
 	}
 	if got := p.username(ident("gw/mod")); got != "hub.example/gw/mod/?api-version=2021-04-12&DeviceClientType=edgegw%2F1" {
@@ -89,11 +94,14 @@ func TestMQTTProfile(t *testing.T) {
 	c.SetDefaults()
 	p := newProfile(&c).(*mqttProfile)
 	id := ident("gw/m1")
-	if got := p.telemetryTopic(id, &edgegw.Message{}); got != "devices/gw/m1/telemetry" {
+	if got := telemetryTopic(p, id, &edgegw.Message{}); got != "devices/gw/m1/telemetry" {
 		t.Errorf("telemetry %s", got)
 	}
 	p.t.Telemetry = "t/{device}/{module}/{bag}"
-	if got := p.telemetryTopic(id, &edgegw.Message{MessageID: "x"}); got != "t/gw/m1/%24.mid=x" {
+	if got := string(p.appendTelemetryTopic([]byte("x"), id, &edgegw.Message{})); got != "xt/gw/m1/" {
+		t.Errorf("appended to a buffer %s", got)
+	}
+	if got := telemetryTopic(p, id, &edgegw.Message{MessageID: "x"}); got != "t/gw/m1/%24.mid=x" {
 		t.Errorf("telemetry with bag %s", got)
 	}
 	topic, body, qos := p.methodResponse(id, "set", "", edgegw.Result{Status: 400, Payload: []byte("not json")})
@@ -117,6 +125,48 @@ func TestMQTTProfile(t *testing.T) {
 		in, err := p.parse(id, tt.topic, []byte(tt.payload))
 		if (err != nil) != tt.err || in.kind != tt.kind {
 			t.Errorf("%s: %+v %v", tt.topic, in, err)
+		}
+	}
+}
+
+// Templates are filled in one pass: a value is never read as a
+// placeholder, unknown ones stay as they are, and {bag} only in topics
+// that carry a message.
+func TestExpand(t *testing.T) {
+	id := &identity.Identity{ID: "{device}/{bag}", Device: "{device}", Module: "{bag}"}
+	m := &edgegw.Message{MessageID: "x"}
+	for _, tt := range []struct {
+		tmpl string
+		m    *edgegw.Message
+		want string
+	}{
+		{"a/{id}/{device}/{module}", nil, "a/{device}/{bag}/{device}/{bag}"},
+		{"{unknown}/{id", nil, "{unknown}/{id"},
+		{"{bag}/{{id}}", nil, "{bag}/{{device}/{bag}}"},
+		{"{module}-{bag}", m, "{bag}-%24.mid=x"},
+		{"", m, ""},
+	} {
+		if got := string(appendExpanded(nil, tt.tmpl, id, tt.m)); got != tt.want {
+			t.Errorf("%q: %q, want %q", tt.tmpl, got, tt.want)
+		}
+	}
+	if got := expand("plain/topic", id); got != "plain/topic" {
+		t.Errorf("expand without placeholders: %q", got)
+	}
+}
+
+// messageSize counts the IoT Hub topic without building it: it must agree
+// with the topic sent.
+func TestMessageSize(t *testing.T) {
+	p := &iothubProfile{}
+	for _, m := range []edgegw.Message{
+		{Identity: "d", Body: []byte("12345")},
+		{Identity: "gw/mod", ContentType: "application/json", MessageID: "m 1", Properties: []edgegw.Property{{Key: "é", Value: "a&b"}}},
+		{Identity: "gw/mod/x", CorrelationID: "c", ContentEncoding: "utf-8", Body: []byte("{}")},
+	} {
+		want := len(telemetryTopic(p, ident(string(m.Identity)), &m)) + len(m.Body)
+		if got := messageSize(&m); got != want {
+			t.Errorf("%s: messageSize %d, want %d", m.Identity, got, want)
 		}
 	}
 }
