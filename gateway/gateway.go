@@ -133,17 +133,19 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil { // a key, certificate or CA file named in the config is unusable
 		return &ConfigError{File: cfg.File, Err: hubError(err)}
 	}
-	// A relayed identity subscribes to direct methods at the hub only while
-	// its device listens for them, as IoT Hub sees a device (404103).
+	// A relayed identity subscribes to direct methods and C2D at the hub
+	// only while its device does, as IoT Hub sees a device (methods get
+	// 404103; C2D messages wait in the hub's queue).
 	for _, id := range cfg.Identities {
-		if down.relayer(edgegw.DeviceID(id.ID)) != nil {
-			pool.SetMethods(edgegw.DeviceID(id.ID), false)
+		if did := edgegw.DeviceID(id.ID); down.relayer(did) != nil {
+			pool.SetListening(did, edgegw.Method, false)
+			pool.SetListening(did, edgegw.C2D, false)
 		}
 	}
 	for _, r := range relayers {
-		r.WatchMethods(func(id edgegw.DeviceID, on bool) {
+		r.WatchListening(func(id edgegw.DeviceID, kind edgegw.CommandKind, on bool) {
 			if down.relayer(id) != nil {
-				pool.SetMethods(id, on)
+				pool.SetListening(id, kind, on)
 			}
 		})
 	}

@@ -234,6 +234,23 @@ func TestRelayC2D(t *testing.T) {
 		n := len(hub.PendingC2D("leaf-1"))
 		return n == 0, fmt.Sprintf("%d pending", n)
 	})
+
+	// A message for a device that is away waits at the hub, as it would
+	// for a device connected to IoT Hub itself, and arrives as soon as the
+	// device is back and subscribed.
+	l.c.Disconnect(100)
+	time.Sleep(300 * time.Millisecond) // the gateway's identity unsubscribes
+	if _, err := hub.SendC2D("leaf-1", hubsim.C2DMessage{Body: []byte("while away")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(hub.PendingC2D("leaf-1")); n != 1 {
+		t.Fatalf("%d messages pending at the hub while the device is away, want 1", n)
+	}
+	back := newLeaf(t, gw, "devices/leaf-1/messages/devicebound/#")
+	if m := back.next(t, "devices/leaf-1/messages/devicebound/"); string(m.Payload()) != "while away" {
+		t.Fatalf("after coming back: %q", m.Payload())
+	}
 }
 
 // twinsForTest returns the gateway's twin store (valid once Run started).

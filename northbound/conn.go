@@ -58,11 +58,12 @@ type link struct {
 	desiredVersion int64 // highest desired $version handled
 	desiredRetries int   // consecutive transient outcomes
 
-	// The direct-methods subscription (methods.go), guarded by subMu.
-	subMu      sync.Mutex
-	methodsOff bool     // SetMethods(false): leave methods out
-	subSess    *session // the session that last subscribed
-	methodsOn  bool     // whether subSess is subscribed to methods
+	// Subscriptions that follow a relayed device (methods.go), guarded by
+	// subMu.
+	subMu   sync.Mutex
+	subOff  map[string]bool // filters SetListening turned off
+	subSess *session        // the session that last subscribed
+	subOn   map[string]bool // filters subSess is subscribed to
 }
 
 func newLink(p *Pool, id *identity.Identity) *link {
@@ -269,7 +270,7 @@ func (s *session) subscribe() error {
 	s.l.subMu.Lock()
 	defer s.l.subMu.Unlock()
 	subs := s.l.p.prof.subscriptions(s.l.id)
-	s.l.methodsWanted(s, subs)
+	s.l.subscriptionsWanted(s, subs)
 	list := make([]mqtt3.Subscription, 0, len(subs))
 	for f, q := range subs {
 		list = append(list, mqtt3.Subscription{Filter: f, QoS: q})

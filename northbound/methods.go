@@ -9,82 +9,107 @@ import (
 	"github.com/edgegw/edgegw/northbound/mqtt3"
 )
 
-// methodsFilter is the IoT Hub topic filter of direct methods.
-const methodsFilter = "$iothub/methods/POST/#"
-
 // An identity whose device is relayed (it speaks the IoT Hub protocol
-// through the gateway) should look to the hub like that device: IoT Hub
+// through the gateway) should look to the hub like that device. IoT Hub
 // answers a method call 404 DeviceNotOnline (404103) when the device is
-// not subscribed to methods, so the identity subscribes to methods only
-// while its device does. SetMethods says which; the session's subscription
-// follows it (SUBSCRIBE or UNSUBSCRIBE on the live connection, and the
-// filter is left out of the SUBSCRIBE of every later connect while off).
+// not subscribed to methods, and keeps C2D messages queued until the
+// device subscribes to them; so the identity subscribes to methods and to
+// C2D only while its device does. SetListening says which; the session's
+// subscriptions follow (SUBSCRIBE or UNSUBSCRIBE on the live connection;
+// a filter that is off is left out of the SUBSCRIBE of later connects).
 
-// SetMethods tells whether identity's connection should be subscribed to
-// direct methods (default true). It never waits for the network; an
-// identity not in the pool is ignored.
-func (p *Pool) SetMethods(identity edgegw.DeviceID, on bool) {
+// SetListening tells whether identity's connection should be subscribed
+// to the hub's commands of kind (edgegw.Method or edgegw.C2D; default
+// true). It never waits for the network; an identity not in the pool, or
+// a kind the profile has no subscription for, is ignored.
+func (p *Pool) SetListening(identity edgegw.DeviceID, kind edgegw.CommandKind, on bool) {
 	i := slices.IndexFunc(p.links, func(l *link) bool { return l.id.ID == identity })
 	if i < 0 {
 		return
 	}
 	l := p.links[i]
+	f := l.commandFilter(kind)
+	if f == "" {
+		return
+	}
 	l.subMu.Lock()
-	l.methodsOff = !on
-	s, cur := l.subSess, l.methodsOn
+	if l.subOff == nil {
+		l.subOff = map[string]bool{}
+	}
+	l.subOff[f] = !on
+	s, cur := l.subSess, l.subOn[f]
 	l.subMu.Unlock()
 	if s != nil && s.ctx.Err() == nil && cur != on {
-		l.spawn(l.syncMethods)
+		l.spawn(l.syncSubscriptions)
 	}
 }
 
-// methodsWanted filters the methods subscription out of subs when the
-// identity should not have it, and records what the session subscribes.
-// Called by session.subscribe with l.subMu held.
-func (l *link) methodsWanted(s *session, subs map[string]byte) {
-	_, has := subs[methodsFilter]
-	if has && l.methodsOff {
-		delete(subs, methodsFilter)
+// commandFilter is the profile's subscription for commands of kind, or "".
+func (l *link) commandFilter(kind edgegw.CommandKind) string {
+	var f string
+	switch kind {
+	case edgegw.Method:
+		f = "$iothub/methods/POST/#"
+	case edgegw.C2D:
+		f = "devices/" + l.id.Device + "/messages/devicebound/#"
 	}
-	l.subSess, l.methodsOn = s, has && !l.methodsOff
+	if _, ok := l.p.prof.subscriptions(l.id)[f]; !ok {
+		return ""
+	}
+	return f
 }
 
-// syncMethods brings the live session's methods subscription in line with
-// SetMethods. A failure is logged; the next connect applies the setting.
-func (l *link) syncMethods() {
+// subscriptionsWanted leaves the filters that are off out of subs and
+// records what the session subscribes. Called by session.subscribe with
+// l.subMu held.
+func (l *link) subscriptionsWanted(s *session, subs map[string]byte) {
+	for f, off := range l.subOff {
+		if off {
+			delete(subs, f)
+		}
+	}
+	l.subSess, l.subOn = s, make(map[string]bool, len(subs))
+	for f := range subs {
+		l.subOn[f] = true
+	}
+}
+
+// syncSubscriptions brings the live session's subscriptions in line with
+// SetListening. A failure is logged; the next connect applies the setting.
+func (l *link) syncSubscriptions() {
 	l.subMu.Lock()
 	defer l.subMu.Unlock()
 	s := l.subSess
 	if s == nil || s.ctx.Err() != nil {
 		return
 	}
-	if _, ok := l.p.prof.subscriptions(l.id)[methodsFilter]; !ok {
-		return // the profile has no direct methods
-	}
-	want := !l.methodsOff
-	if want == l.methodsOn {
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, l.p.cfg.AckTimeout)
-	defer cancel()
-	var err error
-	if want {
-		var codes []byte
-		codes, err = s.conn.Subscribe(ctx, []mqtt3.Subscription{{Filter: methodsFilter, QoS: 0}})
-		if err == nil && len(codes) == 1 && codes[0] == 0x80 {
-			err = errRefusedSub
+	all := l.p.prof.subscriptions(l.id)
+	for f, off := range l.subOff {
+		qos, ok := all[f]
+		if !ok || l.subOn[f] == !off {
+			continue
 		}
-	} else {
-		err = s.conn.Unsubscribe(ctx, []string{methodsFilter})
-	}
-	if err != nil {
-		if s.ctx.Err() == nil {
-			l.p.warn.warn("could not change the direct-methods subscription; the next connect will", "identity", l.stream,
-				"subscribe", want, "err", err)
+		ctx, cancel := context.WithTimeout(s.ctx, l.p.cfg.AckTimeout)
+		var err error
+		if !off {
+			var codes []byte
+			codes, err = s.conn.Subscribe(ctx, []mqtt3.Subscription{{Filter: f, QoS: qos}})
+			if err == nil && len(codes) == 1 && codes[0] == 0x80 {
+				err = errRefusedSub
+			}
+		} else {
+			err = s.conn.Unsubscribe(ctx, []string{f})
 		}
-		return
+		cancel()
+		if err != nil {
+			if s.ctx.Err() == nil {
+				l.p.warn.warn("could not change a subscription; the next connect will", "identity", l.stream,
+					"filter", f, "subscribe", !off, "err", err)
+			}
+			return
+		}
+		l.subOn[f] = !off
 	}
-	l.methodsOn = want
 }
 
 var errRefusedSub = errors.New("refused by the hub")

@@ -78,11 +78,11 @@ type Relayer interface {
 	// acknowledged by the device or a desired patch is passed on. It
 	// returns by the time ctx ends (504 then).
 	Relay(ctx context.Context, cmd edgegw.Command) edgegw.Result
-	// WatchMethods registers fn, called (before Run or while it runs)
-	// whenever a relayed device starts or stops listening for direct
-	// methods, so that its identity's hub connection can look the same.
-	// fn must not block.
-	WatchMethods(fn func(identity edgegw.DeviceID, listening bool))
+	// WatchListening registers fn, called (before Run or while it runs)
+	// whenever a relayed device starts or stops listening for commands of
+	// kind (edgegw.Method, edgegw.C2D: connected and subscribed), so that
+	// its identity's hub connection can look the same. fn must not block.
+	WatchListening(fn func(identity edgegw.DeviceID, kind edgegw.CommandKind, listening bool))
 }
 
 // Adapter is one southbound adapter instance.

@@ -64,10 +64,10 @@ const (
 // relay holds the commands waiting for a device's answer.
 type relay struct {
 	// watch is told when a relayed device starts or stops listening for
-	// direct methods (WatchMethods); listening has what it was last told.
+	// methods or C2D (WatchListening); listening has what it was told.
 	watchMu   sync.Mutex
-	watch     func(identity edgegw.DeviceID, listening bool)
-	listening map[string]bool
+	watch     func(identity edgegw.DeviceID, kind edgegw.CommandKind, listening bool)
+	listening map[listenKey]bool
 
 	mu      sync.Mutex
 	rid     atomic.Uint64
@@ -85,7 +85,7 @@ type ackKey struct {
 
 func newRelay() *relay {
 	return &relay{methods: map[waitKey]chan edgegw.Result{}, acks: map[ackKey]chan struct{}{}, desired: map[string]int64{},
-		listening: map[string]bool{}}
+		listening: map[listenKey]bool{}}
 }
 
 var _ southbound.Relayer = (*Adapter)(nil)
@@ -96,20 +96,27 @@ func (a *Adapter) Relays(identity edgegw.DeviceID) bool {
 	return acc != nil && acc.relay
 }
 
-// WatchMethods registers fn, called whenever a relayed device starts or
-// stops listening for direct methods (connected and subscribed to
-// $iothub/methods/POST/), so that the identity's connection to the hub
-// can mirror it: IoT Hub answers 404103 for a device that does not
-// listen. fn must not block. Call it before Run.
-func (a *Adapter) WatchMethods(fn func(identity edgegw.DeviceID, listening bool)) {
+type listenKey struct {
+	client string
+	kind   edgegw.CommandKind
+}
+
+// WatchListening registers fn, called whenever a relayed device starts or
+// stops listening for direct methods ($iothub/methods/POST/) or C2D
+// messages (devices/{id}/messages/devicebound/), so that the identity's
+// connection to the hub can mirror it: IoT Hub answers 404103 for a device
+// that does not listen for methods, and keeps C2D messages until the
+// device subscribes. fn must not block. Call it before Run.
+func (a *Adapter) WatchListening(fn func(identity edgegw.DeviceID, kind edgegw.CommandKind, listening bool)) {
 	a.relay.watchMu.Lock()
 	a.relay.watch = fn
 	a.relay.watchMu.Unlock()
 }
 
-// methodsChanged looks again at whether cl's device listens for methods,
-// after its subscriptions changed or it connected or left (leaving: cl is
-// on its way out; another connection may have taken over its id).
+// methodsChanged looks again at whether cl's device listens for methods
+// and C2D, after its subscriptions changed or it connected or left
+// (leaving: cl is on its way out; another connection may have taken over
+// its id).
 func (h *hook) methodsChanged(cl *mqtt.Client, leaving bool) {
 	acc := h.a.accounts.byDevice[cl.ID]
 	if acc == nil || !acc.relay {
@@ -125,13 +132,21 @@ func (h *hook) methodsChanged(cl *mqtt.Client, leaving bool) {
 			cur = c // taken over
 		}
 	}
-	on := cur != nil && subscribedQoS(cur, "$iothub/methods/POST/m/") >= 0
-	if was, ok := r.listening[cl.ID]; ok && was == on || !ok && !on {
-		return
+	dev, mod, _ := strings.Cut(cl.ID, "/")
+	topics := map[edgegw.CommandKind]string{edgegw.Method: "$iothub/methods/POST/m/"}
+	if mod == "" {
+		topics[edgegw.C2D] = "devices/" + dev + "/messages/devicebound/"
 	}
-	r.listening[cl.ID] = on
-	if r.watch != nil {
-		r.watch(edgegw.DeviceID(cl.ID), on)
+	for kind, topic := range topics {
+		on := cur != nil && subscribedQoS(cur, topic) >= 0
+		k := listenKey{cl.ID, kind}
+		if was, ok := r.listening[k]; ok && was == on || !ok && !on {
+			continue
+		}
+		r.listening[k] = on
+		if r.watch != nil {
+			r.watch(edgegw.DeviceID(cl.ID), kind, on)
+		}
 	}
 }
 
