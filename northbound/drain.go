@@ -19,14 +19,15 @@ type flight struct {
 	err    error             // the publish could not be written
 	twin   chan twinResponse // twin response (IoT Hub reported patch)
 	rid    string
+	sent   bool  // published: counted in Status.InFlight
 	poison error // not sendable: ack it and count it dropped
 }
 
 // item is one unit to send, made from one or more records.
 type item struct {
 	last  uint64
-	msg   *edgegw.Message // telemetry, or reported with Body merged
-	count int             // records merged into it
+	msg   edgegw.Message // telemetry, or reported with Body merged
+	count int            // records merged into it
 	bad   error
 }
 
@@ -46,6 +47,7 @@ var errKeepAlive = errors.New("keep-alive due")
 // the session's end cause.
 func (s *session) drain() error {
 	l := s.l
+	var items []item // reused while the worker runs
 	for {
 		if s.ctx.Err() != nil {
 			return context.Cause(s.ctx)
@@ -83,18 +85,15 @@ func (s *session) drain() error {
 			}
 			continue
 		}
-		for _, it := range batch(recs) {
-			select {
-			case s.slots <- struct{}{}:
-			case <-s.ctx.Done():
-				return context.Cause(s.ctx)
+		items = batch(items[:0], recs)
+		for rest := items; len(rest) > 0; {
+			n, err := s.reserve(len(rest))
+			if err != nil {
+				return err
 			}
-			if s.ctx.Err() != nil { // both were ready: send nothing more
-				<-s.slots
-				return context.Cause(s.ctx)
-			}
-			s.push(s.send(it))
-			s.cursor = it.last
+			s.send(rest[:n])
+			s.cursor = rest[n-1].last
+			rest = rest[n:]
 		}
 	}
 }
@@ -125,86 +124,66 @@ func (s *session) read(cursor uint64) ([]buffer.Record, error) {
 	return recs, err
 }
 
-// push hands a sent flight to the acker, starting one if none runs.
-func (s *session) push(f *flight) {
-	s.queue <- f // never blocks: a slot is held
-	s.ackMu.Lock()
-	if !s.acking {
-		s.acking = true
-		s.ackers.Add(1)
-		go s.ackLoop()
-	}
-	s.ackMu.Unlock()
-}
-
-// batch decodes records and merges runs of consecutive reported patches.
-func batch(recs []buffer.Record) []item {
-	items := make([]item, 0, len(recs))
+// batch decodes records into items appended to items, merging runs of
+// consecutive reported patches.
+func batch(items []item, recs []buffer.Record) []item {
 	for _, r := range recs {
-		m := new(edgegw.Message)
-		if err := m.UnmarshalBinary(r.Data); err != nil {
-			items = append(items, item{last: r.Seq, bad: err, count: 1})
+		items = append(items, item{last: r.Seq, count: 1})
+		it := &items[len(items)-1]
+		if err := it.msg.UnmarshalBinary(r.Data); err != nil {
+			it.bad = err
 			continue
 		}
-		if err := CheckSize(m); err != nil {
-			items = append(items, item{last: r.Seq, bad: err, count: 1})
+		if err := CheckSize(&it.msg); err != nil {
+			it.bad = err
 			continue
 		}
-		if m.Kind == edgegw.Reported && len(items) > 0 {
-			prev := &items[len(items)-1]
+		if it.msg.Kind == edgegw.Reported && len(items) > 1 {
+			prev := &items[len(items)-2]
 			if prev.bad == nil && prev.msg.Kind == edgegw.Reported {
-				if merged, ok := mergeReported(prev.msg.Body, m.Body); ok && len(merged) <= MaxReportedBytes {
+				if merged, ok := mergeReported(prev.msg.Body, it.msg.Body); ok && len(merged) <= MaxReportedBytes {
 					prev.msg.Body, prev.last = merged, r.Seq
 					prev.count++
-					continue
+					items = items[:len(items)-1]
 				}
 			}
 		}
-		items = append(items, item{last: r.Seq, msg: m, count: 1})
 	}
 	return items
 }
 
-// send publishes one item and returns what to wait for.
-func (s *session) send(it item) *flight {
-	l := s.l
-	if it.bad != nil {
-		return &flight{last: it.last, poison: it.bad}
-	}
-	f := &flight{last: it.last}
-	switch it.msg.Kind {
-	case edgegw.Reported:
-		rid := l.nextRID()
-		topic, twin := l.p.prof.reportedTopic(l.id, rid)
-		if twin {
-			f.twin, f.rid = s.expect(rid), rid
-			_, f.err = s.conn.Publish(topic, 0, it.msg.Body)
-		} else {
-			f.tok, f.err = s.conn.Publish(topic, 1, it.msg.Body)
-		}
-	default:
-		f.tok, f.err = s.conn.Publish(string(l.p.prof.appendTelemetryTopic(nil, l.id, it.msg)), 1, it.msg.Body)
-	}
-	l.st.update(func(st *Status) { st.Sent++; st.InFlight++ })
-	return f
-}
-
 // ackLoop waits for each flight in order and acks the buffer up to the
-// last one acknowledged, batching acks while more are already done. It
-// exits when nothing is in flight (push starts another). The first failure
-// ends the session; nothing after it is acked.
+// last one acknowledged, batching acks (and the Status they move) while
+// more are already done. It exits when nothing is in flight (send starts
+// another). The first failure ends the session; nothing after it is acked.
 func (s *session) ackLoop() {
 	defer s.ackers.Done()
 	l := s.l
-	var done uint64 // acknowledged by the hub, not yet acked to the buffer
+	var done uint64            // acknowledged by the hub, not yet acked to the buffer
+	var n, landed, dropped int // flights done since the last flush; of them sent, and dropped
+	var timer *time.Timer      // the acknowledgement timeout, reused
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	flush := func() {
-		if done <= l.acked.Load() {
+		if done > l.acked.Load() {
+			if err := l.p.q.Ack(l.stream, done); err != nil {
+				l.p.warn.warn("acking the buffer failed", "identity", l.stream, "err", err)
+			}
+			l.acked.Store(done)
+		}
+		if n == 0 {
 			return
 		}
-		if err := l.p.q.Ack(l.stream, done); err != nil {
-			l.p.warn.warn("acking the buffer failed", "identity", l.stream, "err", err)
-		}
-		l.acked.Store(done)
+		now := time.Now()
+		l.st.update(func(st *Status) {
+			st.InFlight -= landed
+			st.Dropped += uint64(dropped)
+			st.LastPUBACK, st.Acked = now, done
+		})
+		n, landed, dropped = 0, 0, 0
 	}
 	for {
 		var f *flight
@@ -224,10 +203,9 @@ func (s *session) ackLoop() {
 		if !f.ready() {
 			flush() // about to wait: ack what has landed so far
 		}
-		err := s.await(f)
+		err := s.await(f, &timer)
 		<-s.slots
 		if err != nil {
-			l.st.update(func(st *Status) { st.InFlight-- })
 			flush()
 			// acking stays true: the session is over, drain sends nothing
 			// more, and what it sent is not acked (finish resets InFlight).
@@ -235,14 +213,13 @@ func (s *session) ackLoop() {
 			return
 		}
 		done = f.last
-		now := time.Now()
-		l.st.update(func(st *Status) {
-			st.InFlight--
-			st.LastPUBACK, st.Acked = now, f.last
-			if f.poison != nil {
-				st.Dropped++
-			}
-		})
+		n++
+		if f.sent {
+			landed++
+		}
+		if f.poison != nil {
+			dropped++
+		}
 	}
 }
 
@@ -261,8 +238,9 @@ func (f *flight) ready() bool {
 	}
 }
 
-// await waits for f's acknowledgement. A nil error means ack it.
-func (s *session) await(f *flight) error {
+// await waits for f's acknowledgement, at most AckTimeout on *timer
+// (made on first use). A nil error means ack it.
+func (s *session) await(f *flight, timer **time.Timer) error {
 	l := s.l
 	if f.poison != nil {
 		l.p.warn.warn("dropping a message the hub cannot take", "identity", l.stream, "seq", f.last, "err", f.poison)
@@ -277,8 +255,13 @@ func (s *session) await(f *flight) error {
 		}
 		return nil
 	}
-	timer := time.NewTimer(l.p.cfg.AckTimeout)
-	defer timer.Stop()
+	if *timer == nil {
+		*timer = time.NewTimer(l.p.cfg.AckTimeout)
+	} else {
+		(*timer).Reset(l.p.cfg.AckTimeout)
+	}
+	t := *timer
+	defer t.Stop()
 	if f.twin != nil {
 		select {
 		case r := <-f.twin:
@@ -288,10 +271,10 @@ func (s *session) await(f *flight) error {
 			case r.status >= 400 && r.status < 500 && r.status != 429:
 				// The hub will never take this patch: skip it, don't block the stream.
 				f.poison = fmt.Errorf("twin PATCH refused with %d: %s", r.status, truncate(r.body, 200))
-				return s.await(f)
+				return s.await(f, timer)
 			}
 			return fmt.Errorf("twin PATCH answered %d", r.status)
-		case <-timer.C:
+		case <-t.C:
 			s.forget(f.rid)
 			return fmt.Errorf("twin PATCH seq %d: %w", f.last, errAckTimeout)
 		case <-s.ctx.Done():
@@ -304,7 +287,7 @@ func (s *session) await(f *flight) error {
 			return fmt.Errorf("publish seq %d: %w", f.last, err)
 		}
 		return nil
-	case <-timer.C:
+	case <-t.C:
 		return fmt.Errorf("publish seq %d: %w", f.last, errAckTimeout)
 	case <-s.ctx.Done():
 		return context.Cause(s.ctx)

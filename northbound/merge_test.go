@@ -73,7 +73,7 @@ func TestBatchMergesRunsOfReported(t *testing.T) {
 		b, _ := m.MarshalBinary()
 		return buffer.Record{Seq: seq, Data: b}
 	}
-	items := batch([]buffer.Record{
+	items := batch(nil, []buffer.Record{
 		rec(1, edgegw.Reported, `{"a":1}`), rec(2, edgegw.Reported, `{"b":2}`),
 		rec(3, edgegw.Telemetry, `x`),
 		rec(4, edgegw.Reported, `{"o":null}`), rec(5, edgegw.Reported, `{"o":{"x":1}}`),
