@@ -92,7 +92,7 @@ func (c *Conn) registerBatch(pubs []Publication, toks []*Token, acked int) error
 	}
 	block := make([]Token, acked)
 	for i := range block {
-		block[i].done = make(chan struct{})
+		block[i].c = c // done is made by the first Done that waits
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -58,7 +58,8 @@ func TestPublishBatchRaw(t *testing.T) {
 		}
 	}
 	toks := make([]*Token, len(pubs)+1)
-	toks[len(pubs)] = &Token{} // beyond pubs: left alone
+	extra := &Token{}
+	toks[len(pubs)] = extra // beyond pubs: left alone
 	if err := c.PublishBatch(pubs, toks); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestPublishBatchRaw(t *testing.T) {
 			t.Fatalf("Token %d missing or completed before any PUBACK", i)
 		}
 	}
-	if toks[len(pubs)].done != nil {
+	if toks[len(pubs)] != extra || extra.c != nil {
 		t.Fatal("a Token beyond the publications was touched")
 	}
 	idOf := make([]uint16, len(pubs))
@@ -122,6 +123,37 @@ func TestPublishBatchRaw(t *testing.T) {
 	}
 	if lost := r.lostErrs(); len(lost) != 0 {
 		t.Fatalf("OnLost %v", lost)
+	}
+}
+
+// A batch's Token that completes before anyone waits for it reads as done
+// all the same, acknowledged or failed with the connection's end.
+func TestPublishBatchTokensCompleteUnwatched(t *testing.T) {
+	s := newRawServer(t)
+	c, p := s.connect(Options{ClientID: "batch-unwatched"})
+	pub := Publication{Topic: []byte("u"), QoS: 1}
+	acked, failed := make([]*Token, 2), make([]*Token, 2)
+	if err := c.PublishBatch([]Publication{pub, pub}, acked); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PublishBatch([]Publication{pub, pub}, failed); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		p.readPublish()
+	}
+	p.write(puback(acked[0].id), puback(acked[1].id))
+	eventually(t, wait, "two PUBACKs handled", func() bool { return pendingCount(c) == 2 })
+	for i, tok := range acked {
+		if !isClosed(tok.Done()) || tok.Err() != nil {
+			t.Fatalf("acknowledged Token %d: done %v, err %v", i, isClosed(tok.Done()), tok.Err())
+		}
+	}
+	c.Close()
+	for i, tok := range failed {
+		if !isClosed(tok.Done()) || !errors.Is(tok.Err(), ErrClosed) {
+			t.Fatalf("Token %d pending at Close: done %v, err %v", i, isClosed(tok.Done()), tok.Err())
+		}
 	}
 }
 

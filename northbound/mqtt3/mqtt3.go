@@ -116,14 +116,44 @@ func (m *Message) Ack() error {
 
 // Token is the outcome of a QoS 1 publish or a SUBSCRIBE.
 type Token struct {
+	c *Conn // its mu guards done and fired
+	// done is made with the Token, except for PublishBatch's: those of a
+	// window mostly complete before anyone waits, so theirs is made by the
+	// first Done that finds the Token pending.
 	done  chan struct{}
-	err   error
+	fired bool   // completed: err and codes are set
+	err   error  // nil: acknowledged
 	codes []byte // SUBACK return codes
 	id    uint16 // packet identifier
 }
 
 // Done is closed when the acknowledgement arrived or the connection ended.
-func (t *Token) Done() <-chan struct{} { return t.done }
+func (t *Token) Done() <-chan struct{} {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	if t.done == nil {
+		if t.fired {
+			return closedChan
+		}
+		t.done = make(chan struct{})
+	}
+	return t.done
+}
+
+// closedChan is the Done of a Token that completed before anyone asked.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// fire completes t with err (nil: acknowledged); c.mu is held.
+func (t *Token) fire(err error, codes []byte) {
+	t.err, t.codes, t.fired = err, codes, true
+	if t.done != nil {
+		close(t.done)
+	}
+}
 
 // Err is nil when the server acknowledged; valid once Done is closed.
 func (t *Token) Err() error { return t.err }
@@ -337,7 +367,7 @@ func (c *Conn) Close() error {
 
 // register allocates a packet identifier and its Token.
 func (c *Conn) register() (*Token, uint16, error) {
-	t := &Token{done: make(chan struct{})}
+	t := &Token{c: c, done: make(chan struct{})}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.reserve(1); err != nil {

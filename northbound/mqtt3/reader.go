@@ -88,26 +88,23 @@ func (c *Conn) handle(p packet) error {
 // complete resolves the Token waiting for id.
 func (c *Conn) complete(id uint16, codes []byte) {
 	c.mu.Lock()
-	t := c.pending[id]
-	c.drop(id)
-	c.mu.Unlock()
-	if t != nil {
-		t.codes = codes // SUBACK bodies are allocated per packet: safe to keep
-		close(t.done)
+	if t := c.pending[id]; t != nil {
+		c.drop(id)
+		t.fire(nil, codes) // SUBACK bodies are allocated per packet: safe to keep
 	}
+	c.mu.Unlock()
 }
 
 // finish runs when the reader exits: every pending Token fails with the
 // reason the connection ended.
 func (c *Conn) finish() {
 	c.mu.Lock()
-	reason, pending := c.err, c.pending
+	reason := c.err
+	for _, t := range c.pending {
+		t.fire(reason, nil)
+	}
 	c.pending = nil
 	c.mu.Unlock()
-	for _, t := range pending {
-		t.err = reason
-		close(t.done)
-	}
 	if c.o.OnLost != nil && !errors.Is(reason, ErrClosed) {
 		c.o.OnLost(reason)
 	}
