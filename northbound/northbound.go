@@ -11,7 +11,10 @@
 // every goroutine it started has exited.
 //
 // Up: each identity's stream (named by its DeviceID) is read in order from
-// the [Queue] and published with QoS 1 and a bounded in-flight window. The
+// the [Queue] and published with QoS 1 and a bounded in-flight window;
+// whatever part of the window is free goes out at once, encoded into one
+// buffer and written in one TLS write (mqtt3.Conn.PublishBatch), so a
+// backlog drains in writes of many messages, not one each. The
 // queue is acked up to a sequence only when the hub's PUBACK (for
 // reported properties on IoT Hub: the 2xx twin response) arrived on the same
 // connection; whatever was in flight when a connection broke is read again
