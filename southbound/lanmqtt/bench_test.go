@@ -18,6 +18,10 @@ type nopUplink struct{}
 
 func (nopUplink) Submit(context.Context, edgegw.Reading) error { return nil }
 
+// Start answers at once: the intake pipeline runs as with the gateway's
+// uplink, without the disk.
+func (nopUplink) Start(_ context.Context, _ edgegw.Reading, done chan error) { done <- nil }
+
 // BenchmarkIntakeQoS1 publishes 200-byte QoS 1 messages with a property
 // bag from N clients, each waiting for every PUBACK (w=1) or keeping up to
 // 100 in flight (w=100).

@@ -154,7 +154,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if p.closing.Load() {
 		return pk, packets.ErrRejectPacket // behind a publish that closed the connection
 	}
-	it := &pending{pk: pk, size: int64(len(pk.Payload))}
+	it := newPending(pk)
 	r, intake, err := h.a.route(pk.TopicName, pk.Payload)
 	switch {
 	case intake:
@@ -165,7 +165,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		}
 		it.intake, it.device, it.err = true, r.Device, err
 		if err == nil {
-			it.done = make(chan error, 1)
+			it.done = it.doneCh
 			h.start(h.ctx, r, it.done)
 		}
 	case strings.HasPrefix(pk.TopicName, "$iothub/"):
@@ -176,14 +176,29 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			it.intake, it.err = true, fmt.Errorf("%w: $iothub/ topics are for relayed devices", southbound.ErrRejected)
 		}
 	}
-	if pk.FixedHeader.Qos == 2 {
-		it.sync = make(chan error, 1)
+	qos2 := pk.FixedHeader.Qos == 2
+	if qos2 {
+		it.sync = it.syncCh
 	}
-	p.push(it)
-	if it.sync == nil {
-		return pk, packets.ErrRejectPacket // the acker answers
+	p.push(it) // from here on only a QoS 2 item is still ours
+	if !qos2 {
+		return handedOver(pk), nil // the acker answers
 	}
-	return h.qos2(p, it)
+	pkx, err := h.qos2(p, it)
+	it.release()
+	return pkx, err
+}
+
+// handedOver is what OnPublish gives mochi back for a publish the pipe
+// took: ignored (neither forwarded nor retained) at QoS 0, so that mochi
+// sends no acknowledgement. Returning packets.ErrRejectPacket would do the
+// same, but mochi then formats a debug line with the whole packet for
+// every publish, one allocation of its size each.
+func handedOver(pk packets.Packet) packets.Packet {
+	pk.Ignore = true
+	pk.FixedHeader.Qos = 0
+	pk.FixedHeader.Retain = false
+	return pk
 }
 
 // qos2 waits for the acker to reach a QoS 2 publish and returns what mochi

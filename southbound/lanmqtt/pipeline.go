@@ -45,6 +45,27 @@ type pending struct {
 	// after answers a relayed device's request (relay.go) once its
 	// outcome (err) is known, in order; such a request is never forwarded.
 	after func(err error)
+
+	// Channels kept across uses of a pooled item; empty between uses.
+	doneCh, syncCh chan error
+}
+
+// pendingPool recycles pipe items: one per publish otherwise.
+var pendingPool = sync.Pool{New: func() any {
+	return &pending{doneCh: make(chan error, 1), syncCh: make(chan error, 1)}
+}}
+
+// newPending returns an item for pk from the pool.
+func newPending(pk packets.Packet) *pending {
+	it := pendingPool.Get().(*pending)
+	it.pk, it.size = pk, int64(len(pk.Payload))
+	return it
+}
+
+// release returns an item to the pool once nothing refers to it.
+func (it *pending) release() {
+	*it = pending{doneCh: it.doneCh, syncCh: it.syncCh}
+	pendingPool.Put(it)
 }
 
 // pipe is one connection's intake pipeline.
@@ -165,20 +186,26 @@ func (p *pipe) run() {
 // handle answers a batch of publishes whose outcome is known, in order.
 func (p *pipe) handle(batch []*pending) {
 	var released int64
-	for _, it := range batch {
+	for i, it := range batch {
 		released += it.size
 		if it.sync != nil {
 			p.flush()
+			err := it.err
 			if p.closing.Load() {
-				it.sync <- errClosing
-			} else {
-				it.sync <- it.err
+				err = errClosing
 			}
+			batch[i] = nil // from here on the item is its OnPublish's
+			it.sync <- err
 			continue
 		}
 		p.settle(it)
 	}
 	p.flush()
+	for _, it := range batch {
+		if it != nil {
+			it.release()
+		}
+	}
 	p.bytes.Add(-released)
 	select {
 	case p.freed <- struct{}{}:

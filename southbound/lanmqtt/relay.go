@@ -458,7 +458,7 @@ func (h *hook) relayUp(cl *mqtt.Client, acc *account, pk packets.Packet, it *pen
 			Message: &edgegw.Message{Kind: edgegw.Reported, Identity: identity, Body: pk.Payload, Created: now, ContentType: "application/json"}}
 		a.stats.received.Add(1)
 		it.intake, it.device = true, acc.identity
-		it.done = make(chan error, 1)
+		it.done = it.doneCh
 		h.start(h.ctx, r, it.done)
 		it.after = func(err error) {
 			switch {
