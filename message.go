@@ -102,7 +102,47 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 	if out.Kind != Telemetry && out.Kind != Reported {
 		return fmt.Errorf("%w: kind %d", ErrBadMessage, b[1])
 	}
-	r := reader{b: b[3:]}
+	// A first pass checks the header and finds where the body starts; the
+	// second takes every string field out of one copy of the header, one
+	// allocation instead of one per field.
+	dry := reader{b: b[3:], dry: true}
+	count := dry.header(nil)
+	if dry.err != nil {
+		return fmt.Errorf("%w: %v", ErrBadMessage, dry.err)
+	}
+	hdr := b[3 : len(b)-len(dry.b)]
+	r := reader{b: hdr, s: string(hdr)}
+	if count > 0 {
+		out.Properties = make([]Property, 0, count)
+	}
+	r.header(&out)
+	r.b = b[len(b)-len(dry.b):]
+	out.Body = append([]byte(nil), r.b...)
+	*m = out
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// reader decodes varints and strings, remembering the first error. Its
+// strings are cut from s, which holds the same bytes as b; a dry reader
+// only checks and skips them.
+type reader struct {
+	b   []byte
+	s   string
+	dry bool
+	err error
+}
+
+// header decodes a message's header after its first three bytes into out
+// (nil: check and skip it) and returns its property count.
+func (r *reader) header(out *Message) uint64 {
+	var m Message
+	if out == nil {
+		out = &m
+	}
 	if ns := r.varint(); ns != 0 {
 		out.Created = time.Unix(0, ns).UTC()
 	}
@@ -116,24 +156,12 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 		r.err = fmt.Errorf("property count %d exceeds remaining %d bytes", count, len(r.b))
 	}
 	for i := uint64(0); i < count && r.err == nil; i++ {
-		out.Properties = append(out.Properties, Property{Key: r.str(), Value: r.str()})
+		k, v := r.str(), r.str()
+		if !r.dry {
+			out.Properties = append(out.Properties, Property{Key: k, Value: v})
+		}
 	}
-	if r.err != nil {
-		return fmt.Errorf("%w: %v", ErrBadMessage, r.err)
-	}
-	out.Body = append([]byte(nil), r.b...)
-	*m = out
-	return nil
-}
-
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
-// reader decodes varints and strings, remembering the first error.
-type reader struct {
-	b   []byte
-	err error
+	return count
 }
 
 func (r *reader) uvarint() uint64 {
@@ -146,6 +174,9 @@ func (r *reader) uvarint() uint64 {
 		return 0
 	}
 	r.b = r.b[n:]
+	if !r.dry {
+		r.s = r.s[n:]
+	}
 	return v
 }
 
@@ -159,6 +190,9 @@ func (r *reader) varint() int64 {
 		return 0
 	}
 	r.b = r.b[n:]
+	if !r.dry {
+		r.s = r.s[n:]
+	}
 	return v
 }
 
@@ -171,7 +205,11 @@ func (r *reader) str() string {
 		r.err = fmt.Errorf("string of %d bytes, only %d left", n, len(r.b))
 		return ""
 	}
-	s := string(r.b[:n])
+	var s string
+	if !r.dry {
+		s = r.s[:n]
+		r.s = r.s[n:]
+	}
 	r.b = r.b[n:]
 	return s
 }
