@@ -215,6 +215,7 @@ func BenchmarkEndToEndSideBySide(b *testing.B) {
 		lan          testpeer.LoadResult // as the publishers saw it
 		hub          int64               // messages that reached the hub
 		hubTime      time.Duration       // first to last of them, summed over turns
+		cpu          time.Duration       // edgegw's CPU time during its turns
 	}
 	ways := []*way{{name: "edgegw", prefix: "gw-"}, {name: "bridge", prefix: "br-"}, {name: "direct", prefix: "dir-"}}
 	for i := range sbsDevices {
@@ -235,6 +236,12 @@ func BenchmarkEndToEndSideBySide(b *testing.B) {
 
 	turn := func(w *way) {
 		meter.reset(w.prefix)
+		cpu0 := gw.cpu()
+		defer func() {
+			if w.name == "edgegw" {
+				w.cpu += gw.cpu() - cpu0
+			}
+		}()
 		r := sbsLoad(b, w.conns, sbsE2ETurn)
 		w.lan.Add(r)
 		quiet := func() bool { _, _, last := meter.get(); return time.Since(last) > 2*time.Second }
@@ -270,6 +277,11 @@ func BenchmarkEndToEndSideBySide(b *testing.B) {
 	for _, w := range ways {
 		b.ReportMetric(float64(w.lan.Acked-w.hub), w.name+"-acked-not-at-hub")
 	}
+	gwCPU := 0.0
+	if ways[0].hub > 0 {
+		gwCPU = float64(ways[0].cpu.Microseconds()) / float64(ways[0].hub)
+		b.ReportMetric(gwCPU, "edgegw-cpu-us/msg")
+	}
 
 	var t strings.Builder
 	fmt.Fprintf(&t, "end to end, %d identities: QoS 1, %d B, window %d, %d turns of %v per way, alternating; rate counted at the hub\n",
@@ -280,7 +292,7 @@ func BenchmarkEndToEndSideBySide(b *testing.B) {
 		fmt.Fprintf(&t, "%-7s %11.0f %11.3fx %13.0f %14s %12d %18d\n", w.name, rate(w), gwRate/rate(w),
 			w.lan.Rate, p50p99(w.lan), w.lan.Acked, w.lan.Acked-w.hub)
 	}
-	fmt.Fprintf(&t, "edgegw: %v\n%s\n%s", gw.counters(b), gw.logSummary(), sbsMachine(avg))
+	fmt.Fprintf(&t, "edgegw: %.1f us of CPU per message delivered (its process, LAN to hub); %v\n%s\n%s", gwCPU, gw.counters(b), gw.logSummary(), sbsMachine(avg))
 	b.Log(t.String()) // nine lines at most: the testing package cuts a benchmark's log after ten
 }
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,6 +74,27 @@ type edgegwProc struct {
 	lan    string // the LAN broker's address
 	status string // the status endpoint's address
 	logs   string // its stdout and stderr
+	pid    int
+}
+
+// cpu returns the CPU time (user and system) the process has used so far,
+// from /proc/PID/stat, or 0 when it cannot be read.
+func (p *edgegwProc) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after its closing parenthesis. utime and stime are fields 14 and 15.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks
 }
 
 // sbsStartEdgegw writes cfg (YAML, with "STATE", "LAN" and "STATUS" to be
@@ -107,6 +129,7 @@ func sbsStartEdgegw(b *testing.B, bin, cfg string) *edgegwProc {
 		logf.Close()
 		b.Fatal(err)
 	}
+	p.pid = cmd.Process.Pid
 	exited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
