@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,8 +49,18 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// startGateway runs gw until the test ends and waits for it to be ready.
+// startGateway runs a gateway on cfg until the test ends and waits for it
+// to be ready.
 func startGateway(t testing.TB, cfg *Config) *Gateway {
+	t.Helper()
+	gw, _ := runGateway(t, cfg)
+	return gw
+}
+
+// runGateway runs a gateway on cfg, waits for it to be ready, and returns
+// it with a function that stops it and waits (also called when the test
+// ends).
+func runGateway(t testing.TB, cfg *Config) (*Gateway, func()) {
 	t.Helper()
 	gw, err := New(cfg, testLogger(t))
 	if err != nil {
@@ -58,25 +69,30 @@ func startGateway(t testing.TB, cfg *Config) *Gateway {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- gw.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway stopped with %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("gateway stopped with %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("gateway did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("gateway did not stop within 30s")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case <-gw.Ready():
 	case err := <-done:
+		done <- err // for stop
 		t.Fatalf("gateway failed to start: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("gateway not ready within 30s")
 	}
-	return gw
+	return gw, stop
 }
 
 func lanClient(t testing.TB, gw *Gateway, id, password string) mqtt.Client {

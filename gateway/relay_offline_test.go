@@ -53,44 +53,14 @@ southbound:
 	return hub, y
 }
 
-// runGatewayUntil runs a gateway on cfg and returns it with a function that
-// stops it and waits.
+// runGatewayUntil runs a gateway on the config y (see runGateway).
 func runGatewayUntil(t *testing.T, y string) (*Gateway, func()) {
 	t.Helper()
 	cfg, err := Parse("relay-offline.yaml", []byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := New(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Run(ctx) }()
-	select {
-	case <-gw.Ready():
-	case err := <-done:
-		t.Fatalf("gateway failed to start: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("gateway not ready")
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("gateway stopped with %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("gateway did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return gw, stop
+	return runGateway(t, cfg)
 }
 
 // TestRelayOffline: with the hub away, a relayed device's twin GET is

@@ -15,33 +15,6 @@ import (
 	"github.com/edgegw/edgegw/southbound"
 )
 
-// write encodes and sends pk, of the types the session tests need.
-func (r *rawClient) write(pk packets.Packet) {
-	r.t.Helper()
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Subscribe:
-		err = pk.SubscribeEncode(&buf)
-	case packets.Unsubscribe:
-		err = pk.UnsubscribeEncode(&buf)
-	case packets.Puback:
-		err = pk.PubackEncode(&buf)
-	case packets.Disconnect:
-		err = pk.DisconnectEncode(&buf)
-	default:
-		r.t.Fatalf("cannot encode type %d", pk.FixedHeader.Type)
-	}
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if _, err := r.c.Write(buf.Bytes()); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
 // read reads and decodes one packet of protocol version v.
 func (r *rawClient) read(v byte) packets.Packet {
 	r.t.Helper()
@@ -72,7 +45,7 @@ func (r *rawClient) read(v byte) packets.Packet {
 // session connects as dev1 with a persistent session and returns the CONNACK.
 func (r *rawClient) session(v byte) packets.Packet {
 	r.t.Helper()
-	r.write(packets.Packet{
+	r.send(packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
 		ProtocolVersion: v,
 		Connect: packets.ConnectParams{
@@ -90,7 +63,7 @@ func (r *rawClient) session(v byte) packets.Packet {
 
 func (r *rawClient) subscribe(v byte, id uint16, filter string) packets.Packet {
 	r.t.Helper()
-	r.write(packets.Packet{
+	r.send(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: v, PacketID: id,
 		Filters: packets.Subscriptions{{Filter: filter, Qos: 1}},
 	})
@@ -111,7 +84,7 @@ func TestResubscribeWithQueuedMessages(t *testing.T) {
 			if ack := r.subscribe(v, 1, filter); ack.PacketID != 1 || !bytes.Equal(ack.ReasonCodes, []byte{1}) {
 				t.Fatalf("first SUBACK: id %d codes % x", ack.PacketID, ack.ReasonCodes)
 			}
-			r.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: v})
+			r.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: v})
 			r.c.Close()
 			eventually(t, "session offline", func() bool {
 				cl, ok := a.server().Clients.Get("dev1")
@@ -144,7 +117,7 @@ func TestResubscribeWithQueuedMessages(t *testing.T) {
 			if ack.FixedHeader.Type != packets.Suback || ack.PacketID != ids[0] || !bytes.Equal(ack.ReasonCodes, []byte{1}) {
 				t.Errorf("SUBACK: type %d id %d codes % x, want id %d code 01", ack.FixedHeader.Type, ack.PacketID, ack.ReasonCodes, ids[0])
 			}
-			r.write(packets.Packet{
+			r.send(packets.Packet{
 				FixedHeader: packets.FixedHeader{Type: packets.Unsubscribe, Qos: 1}, ProtocolVersion: v, PacketID: ids[1],
 				Filters: packets.Subscriptions{{Filter: filter}},
 			})
@@ -156,7 +129,7 @@ func TestResubscribeWithQueuedMessages(t *testing.T) {
 				t.Errorf("after UNSUBSCRIBE: Execute %v, want ErrUnavailable", err)
 			}
 			for _, id := range ids {
-				r.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: v, PacketID: id})
+				r.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: v, PacketID: id})
 			}
 			eventually(t, "in-flight acknowledged", func() bool {
 				cl, ok := a.server().Clients.Get("dev1")

@@ -14,22 +14,6 @@ import (
 	"github.com/edgegw/edgegw/southbound"
 )
 
-func (r *rawClient) connectV3(clientID, user, pass string) {
-	r.t.Helper()
-	r.send(packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-		ProtocolVersion: 4,
-		Connect: packets.ConnectParams{
-			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: clientID,
-			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass),
-		},
-	})
-	typ, body, err := r.recv()
-	if err != nil || typ != packets.Connack || len(body) < 2 || body[1] != 0 {
-		r.t.Fatalf("connack: type %d body %x err %v", typ, body, err)
-	}
-}
-
 // publishNoWait sends a QoS 1 publish without reading the answer.
 func (r *rawClient) publishNoWait(version byte, id uint16, topic string, payload []byte) {
 	r.t.Helper()

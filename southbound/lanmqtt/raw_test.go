@@ -43,6 +43,14 @@ func (r *rawClient) send(pk packets.Packet) {
 		err = pk.ConnectEncode(&buf)
 	case packets.Publish:
 		err = pk.PublishEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	case packets.Unsubscribe:
+		err = pk.UnsubscribeEncode(&buf)
+	case packets.Puback:
+		err = pk.PubackEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
 	default:
 		r.t.Fatalf("cannot encode type %d", pk.FixedHeader.Type)
 	}
@@ -71,11 +79,17 @@ func (r *rawClient) recv() (byte, []byte, error) {
 	return b >> 4, body, nil
 }
 
-func (r *rawClient) connectV5(clientID, user, pass string) {
+func (r *rawClient) connectV5(clientID, user, pass string) { r.connect(5, clientID, user, pass) }
+
+func (r *rawClient) connectV3(clientID, user, pass string) { r.connect(4, clientID, user, pass) }
+
+// connect sends a clean-session CONNECT of protocol version v and expects
+// a CONNACK that accepts it.
+func (r *rawClient) connect(v byte, clientID, user, pass string) {
 	r.t.Helper()
 	r.send(packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-		ProtocolVersion: 5,
+		ProtocolVersion: v,
 		Connect: packets.ConnectParams{
 			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: clientID,
 			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass),
