@@ -183,6 +183,12 @@ func TestRelayNodeSDK(t *testing.T) {
 			return n == 0, fmt.Sprintf("%d pending", n)
 		})
 	})
+	t.Run("badkey", func(t *testing.T) {
+		good := r.keys["node-tel"]
+		r.keys["node-tel"] = hubsim.NewKey() // a key the gateway's LAN user does not have
+		defer func() { r.keys["node-tel"] = good }()
+		r.run(t, "badkey.js", "node-tel")
+	})
 	t.Run("renewal", func(t *testing.T) {
 		r.run(t, "renewal.js", "node-renew")
 		waitCond(t, 10*time.Second, "8 messages at the hub", func() (bool, string) {
