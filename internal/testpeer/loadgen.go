@@ -11,13 +11,9 @@ import (
 	"math"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -479,68 +475,6 @@ func readPacket(r *bufio.Reader) (byte, []byte, error) {
 	return typ, body, nil
 }
 
-// noEOF turns an EOF inside a packet into io.ErrUnexpectedEOF.
-func noEOF(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}
-
-// appendLength appends the MQTT remaining-length encoding of n.
-func appendLength(b []byte, n int) []byte {
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
-// connectPacket is an MQTT 3.1.1 CONNECT with a clean session and a
-// keep-alive of 60s (the publishes keep the connection alive).
-func connectPacket(c LoadConn) []byte {
-	flags := byte(0x02) // clean session
-	var payload []byte
-	payload = appendString(payload, c.ClientID)
-	if c.Username != "" {
-		flags |= 0x80
-		payload = appendString(payload, c.Username)
-		if c.Password != "" {
-			flags |= 0x40
-			payload = appendString(payload, c.Password)
-		}
-	}
-	vh := appendString(nil, "MQTT")
-	vh = append(vh, 4, flags, 0, 60) // level 4 (3.1.1), flags, keep-alive
-	b := appendLength([]byte{pktConnect}, len(vh)+len(payload))
-	b = append(b, vh...)
-	return append(b, payload...)
-}
-
-// publishPacket is a QoS 1 PUBLISH of size payload bytes on topic, and the
-// offset of its packet id.
-func publishPacket(topic string, size int) ([]byte, int) {
-	b := appendLength([]byte{pktPublishQ1}, 2+len(topic)+2+size)
-	b = appendString(b, topic)
-	idAt := len(b)
-	b = append(b, 0, 0)
-	for i := range size {
-		b = append(b, 'a'+byte(i%26))
-	}
-	return b, idAt
-}
-
 // inflight is a publish written and not yet acknowledged.
 type inflight struct {
 	id uint16
@@ -637,64 +571,4 @@ func (l *latencies) quantile(q float64) time.Duration {
 		}
 	}
 	return time.Duration(float64(latencyFloor) * math.Pow(1.01, latencyBuckets))
-}
-
-// StartMosquitto runs Debian's mosquitto on a free loopback port with the
-// config conf(port) returns (a line "user root" is added when running as
-// root, so that it can read the test's files) and returns its address once
-// it accepts connections. It is killed when the test ends; its output is
-// logged if the test failed. mosquitto missing skips the test, or fails it
-// when CI is set.
-func StartMosquitto(t testing.TB, conf func(port int) string) string {
-	t.Helper()
-	bin := RequireTool(t, "mosquitto")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	body := conf(port)
-	if os.Geteuid() == 0 {
-		body += "\nuser root\n"
-	}
-	path := filepath.Join(t.TempDir(), "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", path)
-	out := &Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("mosquitto output:\n%s", out.String())
-		}
-	})
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case <-exited:
-			t.Fatalf("mosquitto exited: %s", out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto not listening on %s within 10s: %v", addr, err)
-		}
-	}
 }
