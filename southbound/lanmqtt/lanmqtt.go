@@ -144,12 +144,12 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	err = errors.Join(
 		srv.AddHook(h, nil),
 		srv.AddHook(newPacketIDs(), nil),
-		srv.AddListener(newTrackedListener("tcp", ln, a.cfg.ConnectTimeout, onErr)),
+		srv.AddListener(newTrackedListener("tcp", ln, a.cfg.ConnectTimeout, srv, onErr)),
 	)
 	var ws *wsListener
 	if wsln != nil && err == nil {
 		ws = newWSListener(wsln, tlsCfg, a.cfg.ConnectTimeout)
-		err = srv.AddListener(newTrackedListener("ws", ws, a.cfg.ConnectTimeout, onErr))
+		err = srv.AddListener(newTrackedListener("ws", ws, a.cfg.ConnectTimeout, srv, onErr))
 	}
 	if err == nil {
 		err = srv.Serve()

@@ -6,7 +6,9 @@ import (
 	"sync"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // trackedListener is a mochi listener over a net.Listener we opened. Unlike
@@ -18,6 +20,7 @@ type trackedListener struct {
 	id             string
 	ln             net.Listener
 	connectTimeout time.Duration
+	srv            *mqtt.Server
 	onError        func(error) // connection ended with an error; may be nil
 
 	mu     sync.Mutex
@@ -28,8 +31,8 @@ type trackedListener struct {
 
 var _ listeners.Listener = (*trackedListener)(nil)
 
-func newTrackedListener(id string, ln net.Listener, connectTimeout time.Duration, onError func(error)) *trackedListener {
-	return &trackedListener{id: id, ln: ln, connectTimeout: connectTimeout, onError: onError, conns: map[net.Conn]struct{}{}}
+func newTrackedListener(id string, ln net.Listener, connectTimeout time.Duration, srv *mqtt.Server, onError func(error)) *trackedListener {
+	return &trackedListener{id: id, ln: ln, connectTimeout: connectTimeout, srv: srv, onError: onError, conns: map[net.Conn]struct{}{}}
 }
 
 func (l *trackedListener) ID() string                { return l.id }
@@ -101,9 +104,17 @@ func (l *trackedListener) untrack(c net.Conn) {
 	l.mu.Unlock()
 }
 
-// Close stops accepting, lets mochi disconnect its clients, closes what is
-// left (connections still before CONNECT) and waits for all goroutines.
-func (l *trackedListener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting, disconnects the listener's clients as a server
+// shutting down, closes what is left (connections still before CONNECT)
+// and waits for all goroutines.
+//
+// It does not call closeClients, mochi's own closeListenerClients: in
+// mochi v2.7.9 that takes the client map's read lock twice (GetByListener
+// calls Len under its own RLock), and a client ending at that moment
+// queues for the write lock in between (Clients.Delete), so the second
+// read lock waits for the writer, which waits for the first: Close hung
+// for good now and then in tests on a loaded machine.
+func (l *trackedListener) Close(_ listeners.CloseFn) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -112,11 +123,26 @@ func (l *trackedListener) Close(closeClients listeners.CloseFn) {
 	l.closed = true
 	l.mu.Unlock()
 	_ = l.ln.Close()
-	closeClients(l.id)
+	l.disconnectClients()
 	l.mu.Lock()
 	for c := range l.conns {
 		_ = c.Close()
 	}
 	l.mu.Unlock()
 	l.wg.Wait()
+}
+
+// disconnectClients does what mochi's closeListenerClients does (a
+// DISCONNECT with reason 0x8B, server shutting down, to MQTT 5 clients,
+// then the client stopped) for the clients of this listener, reading the
+// client map under one read lock (Clients.GetAll copies it).
+func (l *trackedListener) disconnectClients() {
+	if l.srv == nil {
+		return
+	}
+	for _, cl := range l.srv.Clients.GetAll() {
+		if cl.Net.Listener == l.id && !cl.Closed() {
+			_ = l.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
