@@ -71,6 +71,12 @@ southbound:
 		s := lan.Stats()
 		return s.Failed >= 1, fmt.Sprintf("%+v", s)
 	})
+	// The refused session records the acknowledgements it received before
+	// the refusal as it winds down; count once it has.
+	s0 := dev.sessionsDone()
+	waitCond(t, 60*time.Second, "the refused session to end", func() (bool, string) {
+		return dev.sessionsDone() > s0, fmt.Sprintf("%+v", lan.Stats())
+	})
 	full := dev.ackedCount()
 	time.Sleep(time.Second)
 	if n := dev.ackedCount(); n != full {

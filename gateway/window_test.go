@@ -22,9 +22,10 @@ type seqDevice struct {
 	id, password string
 	window       int
 
-	mu    sync.Mutex
-	acked map[int]bool
-	next  int
+	mu       sync.Mutex
+	acked    map[int]bool
+	next     int
+	sessions int // calls of publish that returned
 }
 
 func newSeqDevice(id, password string, window int) *seqDevice {
@@ -37,7 +38,13 @@ func newSeqDevice(id, password string, window int) *seqDevice {
 // with new numbers, as a device that drops what it could not send.
 func (d *seqDevice) publish(addr string, stop <-chan struct{}) {
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(d.id).
-		SetUsername(d.id).SetPassword(d.password).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+		SetUsername(d.id).SetPassword(d.password).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
+		SetWriteTimeout(2 * time.Second) // a Publish racing a lost connection otherwise blocks for 30 s
+	defer func() {
+		d.mu.Lock()
+		d.sessions++
+		d.mu.Unlock()
+	}()
 	c := mqtt.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return
@@ -79,6 +86,15 @@ func (d *seqDevice) publish(addr string, stop <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// sessionsDone is how many calls of publish have returned. Acknowledgements
+// are recorded when the window moves on, so a session's count is final
+// once it has returned.
+func (d *seqDevice) sessionsDone() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sessions
 }
 
 // ackedCount is how many messages the gateway acknowledged so far.

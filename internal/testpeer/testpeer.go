@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,7 +62,7 @@ func Missing(t testing.TB, format string, args ...any) {
 
 // RunAdapter runs a.Run(ctx, up) in a goroutine until the test ends, then
 // cancels it and fails the test if Run returns an error or does not return
-// within 10s.
+// within 30s (the failure lists every goroutine's stack).
 func RunAdapter(t testing.TB, a southbound.Adapter, up southbound.Uplink) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -76,7 +78,10 @@ func RunAdapter(t testing.TB, a southbound.Adapter, up southbound.Uplink) {
 		case <-time.After(30 * time.Second):
 			// Generous: a loaded CI machine runs several packages' race
 			// tests at once.
-			t.Errorf("Run did not return within 30s of cancel")
+			// The stacks say which goroutine holds it up.
+			var stacks strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			t.Errorf("Run did not return within 30s of cancel; goroutines:\n%s", stacks.String())
 		}
 	})
 }
