@@ -201,7 +201,9 @@ func (a *Adapter) options() *mqtt.Options {
 		Capabilities:           caps,
 		InlineClient:           true,
 		SysTopicResendInterval: 60,
-		Logger:                 slog.New(quietHandler{a.log.Handler()}),
+		Logger: slog.New(quietHandler{a.log.Handler(), func(client string) {
+			a.dropLog.log(a.log, "lanmqtt: subscriber too slow (max_inflight messages unacknowledged), message dropped", "client", client)
+		}}),
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // CONNECT carries the client's password, which must never reach our log.
 func TestQuietHandlerHidesPackets(t *testing.T) {
 	var buf bytes.Buffer
-	log := slog.New(quietHandler{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	log := slog.New(quietHandler{h: slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})})
 	pk := packets.Packet{Connect: packets.ConnectParams{Username: []byte("dev"), Password: []byte("SharedAccessSignature sig=TOPSECRET")}}
 	log.Warn("error receiving packet", "client", "dev", "pk", pk)
 	log.LogAttrs(context.Background(), slog.LevelWarn, "x", slog.Any("other", &pk))

@@ -27,8 +27,11 @@ type Stats struct {
 	AuthFailures  uint64 // refused connects
 	ACLDenied     uint64 // refused publishes, subscriptions and deliveries
 	ConnErrors    uint64 // connections that ended with an error (incl. refused)
-	Dropped       uint64 // messages to slow LAN subscribers dropped by the broker
-	Published     uint64 // Execute publishes
+	// Dropped counts messages to slow LAN subscribers the broker dropped:
+	// the subscriber's outbound queue was full (max_pending), or it had
+	// max_inflight QoS 1/2 messages unacknowledged.
+	Dropped   uint64
+	Published uint64 // Execute publishes
 }
 
 type counters struct {
@@ -56,6 +59,7 @@ func (a *Adapter) Stats() Stats {
 	a.mu.Lock()
 	if a.srv != nil {
 		s.Clients = atomic.LoadInt64(&a.srv.Info.ClientsConnected)
+		s.Dropped += uint64(atomic.LoadInt64(&a.srv.Info.InflightDropped))
 	}
 	a.mu.Unlock()
 	return s
@@ -91,7 +95,18 @@ func (r *rateLog) log(l *slog.Logger, msg string, args ...any) {
 // quietHandler passes mochi's own log lines on at Debug, except errors:
 // mochi logs per-client events (bad packets, short keep-alives) at Warn and
 // Info, which would flood the gateway's log; our counters cover them.
-type quietHandler struct{ h slog.Handler }
+//
+// The one such event no hook reports, a message to a subscriber dropped
+// because it has max_inflight unacknowledged (mochi counts it in
+// Info.InflightDropped, which Stats adds to Dropped), is passed to
+// dropped with the client's id, for a rate-limited warning.
+type quietHandler struct {
+	h       slog.Handler
+	dropped func(client string) // may be nil
+}
+
+// mochi v2.7.9's messages for a QoS 1/2 delivery it gave up on.
+var inflightDropMessages = map[string]bool{"client store quota reached": true, "packet ids exhausted": true}
 
 func (q quietHandler) level(l slog.Level) slog.Level {
 	if l >= slog.LevelError {
@@ -101,6 +116,9 @@ func (q quietHandler) level(l slog.Level) slog.Level {
 }
 
 func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	if q.dropped != nil && l >= slog.LevelWarn {
+		return true // Handle looks for the drops among mochi's warnings
+	}
 	return q.h.Enabled(ctx, q.level(l))
 }
 
@@ -108,6 +126,20 @@ func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 // mochi attaches to some lines: a CONNECT packet carries the client's
 // password (perhaps a SAS token), which must never reach a log.
 func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if q.dropped != nil && inflightDropMessages[r.Message] {
+		client := ""
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "client" {
+				client = a.Value.String()
+				return false
+			}
+			return true
+		})
+		q.dropped(client)
+	}
+	if !q.h.Enabled(ctx, q.level(r.Level)) {
+		return nil
+	}
 	out := slog.NewRecord(r.Time, q.level(r.Level), r.Message, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == "pk" || a.Key == "packet" || a.Value.Kind() == slog.KindAny && isPacket(a.Value.Any()) {
@@ -127,5 +159,10 @@ func isPacket(v any) bool {
 	return false
 }
 
-func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler { return quietHandler{q.h.WithAttrs(as)} }
-func (q quietHandler) WithGroup(n string) slog.Handler       { return quietHandler{q.h.WithGroup(n)} }
+func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{q.h.WithAttrs(as), q.dropped}
+}
+
+func (q quietHandler) WithGroup(n string) slog.Handler {
+	return quietHandler{q.h.WithGroup(n), q.dropped}
+}
