@@ -113,7 +113,8 @@ func (l *trackedListener) untrack(c net.Conn) {
 // calls Len under its own RLock), and a client ending at that moment
 // queues for the write lock in between (Clients.Delete), so the second
 // read lock waits for the writer, which waits for the first: Close hung
-// for good now and then in tests on a loaded machine.
+// for good now and then in tests on a loaded machine (mochi-mqtt/server
+// issue 488, open at v2.7.9).
 func (l *trackedListener) Close(_ listeners.CloseFn) {
 	l.mu.Lock()
 	if l.closed {
