@@ -14,6 +14,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgegw/edgegw/hubsim"
 	"github.com/edgegw/edgegw/southbound/lanmqtt"
 )
 
@@ -215,6 +216,12 @@ func TestReloadAppliesTheDifference(t *testing.T) {
 		t.Fatalf("publish as the new user: %v", tok.Error())
 	}
 	waitCond(t, 20*time.Second, "the new user's message at the hub", hubHas(r, "boiler-1", `{"from":"newbie"}`))
+	// Its device is relayed and does not listen for methods: neither does
+	// its identity at the hub (IoT Hub's own DeviceNotOnline).
+	waitCond(t, 10*time.Second, "DeviceNotOnline for the new relayed identity", func() (bool, string) {
+		_, err := r.hub.InvokeMethod(context.Background(), "boiler-1", "", hubsim.MethodRequest{Name: "m", ResponseTimeout: 5 * time.Second})
+		return errors.Is(err, hubsim.ErrDeviceNotOnline), fmt.Sprint(err)
+	})
 	waitCond(t, 20*time.Second, "the new PLC's reading at the hub", func() (bool, string) {
 		for _, b := range hubBodies(r, "boiler-1") {
 			if strings.Contains(b, `"temperature":21.5`) {
@@ -266,16 +273,53 @@ func TestReloadAppliesTheDifference(t *testing.T) {
 	}
 
 	// old-1's messages stayed in the queue: added back (now registered
-	// with the hub), it sends them.
-	back := parse("back.yaml", reloadNext)
-	back.Identities = append(back.Identities, parse("base.yaml", reloadBase).Identities[1])
-	back.Identities[2].Key = ""
-	back.SetDefaults()
-	if err := gw.Reload(context.Background(), back); err != nil {
+	// with the hub), it sends them. The PLC's poll changes (it restarts
+	// alone) and so does the LAN listen address (that needs a restart).
+	later := strings.NewReplacer("  - id: boiler-1\n", "  - id: boiler-1\n  - id: old-1\n",
+		"poll: 50ms", "poll: 60ms", `listen: "127.0.0.1:0"`, `listen: "127.0.0.1:1"`).Replace(reloadNext)
+	sensorConnects, _ := r.hub.Status("sensor-1", "")
+	if err := gw.Reload(context.Background(), parse("later.yaml", later)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
 		waitCond(t, 20*time.Second, "a message queued for old-1 before it was removed", hubHas(r, "old-1", fmt.Sprintf(`{"queued":%d}`, i)))
+	}
+	if l := lastLine(logs.String(), "config reloaded"); !strings.Contains(l, "identities=+old-1") || !strings.Contains(l, "adapters=~plc") {
+		t.Errorf("summary: %s", l)
+	}
+	if w := lastLine(logs.String(), "need a restart"); !strings.Contains(w, "southbound.lan.lanmqtt") {
+		t.Errorf("no warning that the LAN listen address needs a restart: %q", w)
+	}
+	slave.setInput(0, 230)
+	waitCond(t, 20*time.Second, "the restarted PLC adapter's reading", func() (bool, string) {
+		for _, b := range hubBodies(r, "boiler-1") {
+			if strings.Contains(b, `"temperature":23`) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("hub has %q", hubBodies(r, "boiler-1"))
+	})
+
+	// The PLC and its rule go; the LAN device is still there.
+	last := strings.NewReplacer("  - id: boiler-1\n", "  - id: boiler-1\n  - id: old-1\n",
+		`listen: "127.0.0.1:0"`, `listen: "127.0.0.1:1"`).Replace(reloadNext)
+	last = last[:strings.Index(last, "  - name: plc")] // and mapping
+	if err := gw.Reload(context.Background(), parse("last.yaml", last)); err != nil {
+		t.Fatal(err)
+	}
+	if gw.Adapter("plc") != nil {
+		t.Error("the removed adapter is still there")
+	}
+	if l := lastLine(logs.String(), "config reloaded"); !strings.Contains(l, "rules=-plc/boiler adapters=-plc") {
+		t.Errorf("summary: %s", l)
+	}
+	sensor.publish(t, "sensor-1", `{"n":3}`)
+	waitCond(t, 20*time.Second, "sensor-1's message after three reloads", hubHas(r, "sensor-1", `{"n":3}`))
+	if n := sensor.lost.Load(); n != 0 {
+		t.Errorf("the unchanged LAN device lost its connection %d times", n)
+	}
+	if st, _ := r.hub.Status("sensor-1", ""); st.Connects != sensorConnects.Connects {
+		t.Errorf("sensor-1 reconnected to the hub")
 	}
 }
 
