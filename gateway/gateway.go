@@ -205,7 +205,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 // wait runs until ctx ends (nil) or a room fails (its error).
 func (g *Gateway) wait(ctx context.Context, failed <-chan error) error {
-	g.log.Info("gateway running", "identities", len(g.cfg.Identities), "adapters", len(g.adapters), "queue", g.cfg.Buffer.Dir)
+	g.mu.Lock() // a reload may change them from now on
+	ids, adapters, queue := len(g.cfg.Identities), len(g.adapters), g.cfg.Buffer.Dir
+	g.mu.Unlock()
+	g.log.Info("gateway running", "identities", ids, "adapters", adapters, "queue", queue)
 	select {
 	case <-ctx.Done():
 		return nil

@@ -121,6 +121,9 @@ func (g *Gateway) Reload(ctx context.Context, next *Config) error {
 	if lv == nil {
 		return ErrNotRunning
 	}
+	// systemd shows the unit reloading until READY=1 (Type=notify).
+	_ = sdNotify("RELOADING=1")
+	defer func() { _ = sdNotify("READY=1") }()
 	d := diffConfigs(&g.cfg, next)
 	eff := d.effective
 	if err := eff.Validate(); err != nil {
