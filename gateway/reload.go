@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/edgegw/edgegw"
@@ -126,8 +127,12 @@ func (g *Gateway) Reload(ctx context.Context, next *Config) error {
 	defer func() { _ = sdNotify("READY=1") }()
 	d := diffConfigs(&g.cfg, next)
 	eff := d.effective
-	if err := eff.Validate(); err != nil {
-		return &ConfigError{File: next.File, Err: fmt.Errorf("with the settings that need a restart kept as they are: %w", err)}
+	if err := eff.Validate(); err != nil { // next is valid: the old settings kept do not fit it
+		var errs []error
+		for _, e := range flatten(err) {
+			errs = append(errs, fmt.Errorf("%w (with the settings that need a restart kept as they are: %s)", e, strings.Join(d.restart, ", ")))
+		}
+		return &ConfigError{File: next.File, Err: errors.Join(errs...)}
 	}
 
 	// Prepare: everything that can fail, before anything changes.
@@ -182,8 +187,8 @@ func (g *Gateway) Reload(ctx context.Context, next *Config) error {
 			return err // cannot happen: the pool has what g.cfg has
 		}
 	}
+	removeIdentities(ctx, lv.pool, d.identities.changed) // they reconnect with their new settings
 	for _, id := range d.identities.changed {
-		lv.pool.Remove(ctx, edgegw.DeviceID(id))
 		if err := lv.pool.Add(loaded[id]); err != nil {
 			return err
 		}
@@ -240,9 +245,7 @@ func (g *Gateway) Reload(ctx context.Context, next *Config) error {
 		lv.pool.SetListening(id, edgegw.Method, on)
 		lv.pool.SetListening(id, edgegw.C2D, on)
 	}
-	for _, id := range d.identities.removed {
-		lv.pool.Remove(ctx, edgegw.DeviceID(id))
-	}
+	removeIdentities(ctx, lv.pool, d.identities.removed)
 
 	adapters := make([]namedAdapter, 0, len(eff.Southbound))
 	for _, s := range eff.Southbound {
@@ -263,6 +266,16 @@ func (g *Gateway) Reload(ctx context.Context, next *Config) error {
 	}
 	g.log.Info("config reloaded", d.summary()...)
 	return nil
+}
+
+// removeIdentities removes ids from the pool together: each lets its
+// in-flight messages land, at most the hub's acknowledgement timeout.
+func removeIdentities(ctx context.Context, pool *northbound.Pool, ids []string) {
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() { pool.Remove(ctx, edgegw.DeviceID(id)) })
+	}
+	wg.Wait()
 }
 
 // watchListening is the callback that lets an identity whose device is

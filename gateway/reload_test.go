@@ -333,3 +333,48 @@ func lastLine(logs, s string) string {
 	}
 	return ""
 }
+
+// TestReloadRefusesWhatTheKeptSettingsDoNotFit: a LAN topic rule cannot
+// change without a restart, so a file that drops it together with the
+// mapping rule it needs is refused as a whole (with the reason and the
+// settings kept), and the gateway runs on as it was.
+func TestReloadRefusesWhatTheKeptSettingsDoNotFit(t *testing.T) {
+	const tmpl = `
+state_dir: %s
+log: {level: warn}
+hubsim: {enabled: true, mqtt_listen: "127.0.0.1:0", http_listen: "127.0.0.1:0"}
+hub: {host: localhost}
+identities:
+  - id: sensor-1
+southbound:
+  - name: lan
+    lanmqtt:
+      listen: "127.0.0.1:0"
+      users:
+        - {username: sensor-1, password: pw, device: sensor-1}
+%s`
+	const topic = `      topics:
+        - {filter: "plant/hall/#", device: hall}
+mapping:
+  devices:
+    - {adapter: lan, device: hall, identity: sensor-1}
+`
+	dir := t.TempDir()
+	parse := func(name, extra string) *Config {
+		t.Helper()
+		cfg, err := Parse(name, fmt.Appendf(nil, tmpl, dir, extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	gw := startGateway(t, parse("base.yaml", topic))
+	err := gw.Reload(context.Background(), parse("next.yaml", ""))
+	if err == nil || !strings.Contains(err.Error(), "next.yaml: southbound[0].lanmqtt.topics[0].device: no mapping.devices rule routes lan/hall") ||
+		!strings.Contains(err.Error(), "southbound.lan.lanmqtt") {
+		t.Fatalf("reload: %v", err)
+	}
+	if err := gw.Reload(context.Background(), parse("base.yaml", topic)); err != nil {
+		t.Errorf("reload of the file it runs on after a refused one: %v", err)
+	}
+}
