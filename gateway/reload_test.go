@@ -252,6 +252,17 @@ func TestReloadAppliesTheDifference(t *testing.T) {
 		}
 	}
 
+	// The removed identity's messages are still in the queue.
+	depth := int64(-1)
+	for _, st := range gw.Status().Buffer.Streams {
+		if st.Stream == "old-1" {
+			depth = st.Depth
+		}
+	}
+	if depth != 3 {
+		t.Errorf("old-1's stream holds %d records after it was removed, want the 3 never sent", depth)
+	}
+
 	// The removed user was disconnected and may not come back.
 	waitCond(t, 10*time.Second, "the removed user's connection to close", func() (bool, string) {
 		return old.lost.Load() == 1, fmt.Sprintf("lost %d", old.lost.Load())
