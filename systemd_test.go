@@ -19,7 +19,7 @@ func TestSystemdUnit(t *testing.T) {
 		"Type=notify", "WatchdogSec=", "StateDirectory=edgegw", "ConfigurationDirectory=edgegw",
 		"User=edgegw", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
 		"CapabilityBoundingSet=\n", "DeviceAllow=char-ttyUSB rw", "SupplementaryGroups=dialout",
-		"RestartPreventExitStatus=2",
+		"RestartPreventExitStatus=2", "ExecReload=/bin/kill -HUP $MAINPID",
 	} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %q", strings.TrimSpace(want))

@@ -8,6 +8,11 @@
 // then the northbound connections close; then the buffer closes. Whatever
 // the buffer holds is sent after the next start.
 //
+// Reload (reload.go): a new config is applied to the running gateway as a
+// difference. Identities join and leave the pool, adapters start and stop
+// by name under Run's ownership, LAN users and mapping rules are replaced
+// in place; what did not change is not touched.
+//
 // The two roads are wired here and nowhere else:
 //
 //	up:   adapter -> Uplink.Submit -> mapping.Up -> buffer.Append -> northbound drains

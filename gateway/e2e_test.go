@@ -62,7 +62,13 @@ func startGateway(t testing.TB, cfg *Config) *Gateway {
 // ends).
 func runGateway(t testing.TB, cfg *Config) (*Gateway, func()) {
 	t.Helper()
-	gw, err := New(cfg, testLogger(t))
+	return runGatewayLog(t, cfg, testLogger(t))
+}
+
+// runGatewayLog is runGateway with the gateway logging to log.
+func runGatewayLog(t testing.TB, cfg *Config, log *slog.Logger) (*Gateway, func()) {
+	t.Helper()
+	gw, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,19 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/hubsim"
+	"github.com/edgegw/edgegw/identity"
 	"github.com/edgegw/edgegw/mapping"
 	"github.com/edgegw/edgegw/northbound"
 	"github.com/edgegw/edgegw/southbound"
-	"github.com/edgegw/edgegw/southbound/lanmqtt"
-	"github.com/edgegw/edgegw/southbound/modbus"
-	"github.com/edgegw/edgegw/southbound/serial"
-	"github.com/edgegw/edgegw/southbound/simulator"
 )
 
 // Gateway is one configured gateway. Build it with New, then call Run once.
@@ -35,6 +33,8 @@ type Gateway struct {
 	twins      *twinStore
 	statusAddr string
 	notifier   notifier
+	live       *live      // what a reload changes, while Run runs (reload.go)
+	reloadMu   sync.Mutex // one reload at a time; held by Run while it stops
 }
 
 type namedAdapter struct {
@@ -49,22 +49,7 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: *cfg, log: log, ready: make(chan struct{})}
 	for _, s := range cfg.Southbound {
-		var (
-			a   southbound.Adapter
-			err error
-		)
-		switch {
-		case s.LANMQTT != nil:
-			a, err = lanmqtt.New(s.Name, *s.LANMQTT, log)
-		case s.Modbus != nil:
-			a, err = modbus.New(s.Name, *s.Modbus, log)
-		case s.Serial != nil:
-			a, err = serial.New(s.Name, *s.Serial, log)
-		case s.Simulator != nil:
-			a, err = simulator.New(s.Name, *s.Simulator, log)
-		default:
-			err = errors.New("no adapter kind set")
-		}
+		a, err := newAdapter(s, log) // reload.go
 		if err != nil {
 			return nil, fmt.Errorf("southbound %s: %w", s.Name, err)
 		}
@@ -86,6 +71,8 @@ func (g *Gateway) Hub() *hubsim.Hub {
 
 // Adapter returns the adapter named name, or nil.
 func (g *Gateway) Adapter(name string) southbound.Adapter {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	for _, a := range g.adapters {
 		if a.name == name {
 			return a.Adapter
@@ -98,6 +85,7 @@ func (g *Gateway) Adapter(name string) southbound.Adapter {
 // stops them in reverse order. It returns nil after a clean stop on ctx.
 func (g *Gateway) Run(ctx context.Context) error {
 	cfg := g.cfg
+	cfg.Identities = slices.Clone(cfg.Identities) // startHub fills in keys; g.cfg stays as the file says
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	if cfg.Hubsim != nil && cfg.Hubsim.Enabled {
@@ -168,13 +156,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	})
 	up := &uplink{mapper: mapper, queue: q, log: g.log, twinStore: twins}
+	lv := &live{mapper: mapper, pool: pool, down: down, up: up, ctx: sbCtx, wg: &sbWG, running: map[string]*runningAdapter{}}
 	for _, a := range g.adapters {
-		sbWG.Go(func() {
-			if err := a.Run(sbCtx, up); err != nil {
-				failed <- fmt.Errorf("southbound %s: %w", a.name, err)
-			}
-		})
+		lv.start(a, func(err error) { failed <- fmt.Errorf("southbound %s: %w", a.name, err) })
 	}
+	g.mu.Lock()
+	g.live = lv
+	g.mu.Unlock()
 	// Adapters that listen say when they do; ready means they all are.
 	var runErr error
 	for _, a := range g.adapters {
@@ -202,6 +190,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		runErr = g.wait(ctx, failed)
 	}
 	g.notifier.stopping()
+	g.reloadMu.Lock() // a reload in progress ends first; none starts after
+	g.mu.Lock()
+	g.live = nil
+	g.mu.Unlock()
+	g.reloadMu.Unlock()
 	g.log.Info("stopping: adapters, then northbound, then the buffer")
 	stopSB()
 	sbWG.Wait()
@@ -212,7 +205,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 // wait runs until ctx ends (nil) or a room fails (its error).
 func (g *Gateway) wait(ctx context.Context, failed <-chan error) error {
-	g.log.Info("gateway running", "identities", len(g.cfg.Identities), "adapters", len(g.adapters), "queue", g.cfg.Buffer.Dir)
+	g.mu.Lock() // a reload may change them from now on
+	ids, adapters, queue := len(g.cfg.Identities), len(g.adapters), g.cfg.Buffer.Dir
+	g.mu.Unlock()
+	g.log.Info("gateway running", "identities", ids, "adapters", adapters, "queue", queue)
 	select {
 	case <-ctx.Done():
 		return nil
@@ -237,8 +233,24 @@ func (g *Gateway) startHub(ctx context.Context, cfg *Config) error {
 	if err := h.Start(ctx); err != nil {
 		return fmt.Errorf("embedded hub: %w", err)
 	}
-	for i := range cfg.Identities {
-		id := &cfg.Identities[i]
+	if err := register(h, cfg.Identities); err != nil {
+		h.Close()
+		return err
+	}
+	cfg.Hub.RootCAs = h.CACertPool()
+	cfg.Hub.Port = portOf(h.MQTTAddress())
+	cfg.Hub.Address = h.MQTTAddress() // whatever hub.host says, dial the emulator
+	g.mu.Lock()
+	g.hub = h
+	g.mu.Unlock()
+	return nil
+}
+
+// register registers the identities without credentials with the embedded
+// hub and fills in their keys.
+func register(h *hubsim.Hub, ids []identity.Config) error {
+	for i := range ids {
+		id := &ids[i]
 		if id.Key != "" || id.KeyFile != "" || id.CertFile != "" {
 			continue
 		}
@@ -250,17 +262,10 @@ func (g *Gateway) startHub(ctx context.Context, cfg *Config) error {
 			dev, err = h.CreateModule(devID, modID)
 		}
 		if err != nil {
-			h.Close()
 			return fmt.Errorf("embedded hub: register %s: %w", id.ID, err)
 		}
 		id.Key = edgegw.Secret(dev.PrimaryKey)
 	}
-	cfg.Hub.RootCAs = h.CACertPool()
-	cfg.Hub.Port = portOf(h.MQTTAddress())
-	cfg.Hub.Address = h.MQTTAddress() // whatever hub.host says, dial the emulator
-	g.mu.Lock()
-	g.hub = h
-	g.mu.Unlock()
 	return nil
 }
 

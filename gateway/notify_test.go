@@ -10,7 +10,7 @@ import (
 
 // TestSystemdNotify runs the gateway as systemd would with Type=notify and
 // a watchdog: it must say READY=1 once started, WATCHDOG=1 while running,
-// and STOPPING=1 when it drains.
+// RELOADING=1 and READY=1 around a reload, and STOPPING=1 when it drains.
 func TestSystemdNotify(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -22,7 +22,8 @@ func TestSystemdNotify(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "200000") // pings every 100 ms
 	t.Setenv("WATCHDOG_PID", "")
 
-	gw, err := New(skeletonConfig(t), testLogger(t))
+	cfg := skeletonConfig(t)
+	gw, err := New(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +49,11 @@ func TestSystemdNotify(t *testing.T) {
 	read("READY=1")
 	read("WATCHDOG=1")
 	read("WATCHDOG=1")
+	if err := gw.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	read("RELOADING=1")
+	read("READY=1")
 	cancel()
 	read("STOPPING=1")
 	if err := <-done; err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/edgegw/edgegw"
@@ -96,12 +97,14 @@ func (u *uplink) rejected(r edgegw.Reading, err error) error {
 // executed in order; the outcome goes back as a result and, for desired
 // properties, as a durable reported-properties acknowledgement.
 type downlink struct {
-	mapper    *mapping.Mapper
-	queue     *buffer.Queue
+	mapper *mapping.Mapper
+	queue  *buffer.Queue
+	twins  *twinStore
+	log    *slog.Logger
+
+	mu        sync.RWMutex                   // a reload adds and removes adapters (reload.go)
 	executors map[string]southbound.Executor // by adapter name
 	relayers  []southbound.Relayer
-	twins     *twinStore
-	log       *slog.Logger
 }
 
 var (
@@ -124,7 +127,9 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 			errs[i] = mapping.ErrNotRun
 			continue
 		}
+		d.mu.RLock()
 		ex, ok := d.executors[a.Adapter]
+		d.mu.RUnlock()
 		if !ok {
 			errs[i] = mapping.WithStatus(fmt.Errorf("adapter %q cannot execute actions: %w", a.Adapter, southbound.ErrUnknownTarget), 404)
 		} else {
@@ -170,6 +175,8 @@ func (d *downlink) ObserveTwin(identity edgegw.DeviceID, twin []byte) {
 // when its commands are mapped: an identity with command rules is always
 // mapped.
 func (d *downlink) relayer(identity edgegw.DeviceID) southbound.Relayer {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	for _, r := range d.relayers {
 		if r.Relays(identity) {
 			if d.mapper.HasCommandRules(identity) {

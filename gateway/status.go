@@ -38,7 +38,7 @@ type Status struct {
 // valid once Ready is closed.
 func (g *Gateway) Status() Status {
 	g.mu.Lock()
-	pool, q := g.pool, g.queue
+	pool, q, adapters := g.pool, g.queue, g.adapters
 	g.mu.Unlock()
 	st := Status{Time: time.Now().UTC(), Adapters: map[string]any{}}
 	if pool != nil {
@@ -47,7 +47,7 @@ func (g *Gateway) Status() Status {
 	if q != nil {
 		st.Buffer = q.Stats()
 	}
-	for _, a := range g.adapters {
+	for _, a := range adapters {
 		if s, ok := statsOf(a.Adapter); ok {
 			st.Adapters[a.name] = s
 		}

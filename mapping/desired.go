@@ -29,10 +29,10 @@ func (m *Mapper) downDesired(p *Plan) {
 			continue
 		}
 		pp := propPlan{field: f.key, value: compact(raw), action: -1}
-		pt := m.t.desired[cmd.Identity][f.key]
+		pt := m.rules().desired[cmd.Identity][f.key]
 		switch {
-		case pt == nil && m.t.readonly[cmd.Identity][f.key] != nil:
-			ro := m.t.readonly[cmd.Identity][f.key]
+		case pt == nil && m.rules().readonly[cmd.Identity][f.key] != nil:
+			ro := m.rules().readonly[cmd.Identity][f.key]
 			pp.status = 400
 			pp.desc = fmt.Sprintf("point %s of %s/%s is not writable", ro.name, ro.adapter, ro.device)
 			bad = append(bad, f.key+": "+pp.desc)

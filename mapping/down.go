@@ -53,10 +53,10 @@ func (p *Plan) reject(status int, msg string) {
 
 func (m *Mapper) downMethod(p *Plan) {
 	cmd := &p.Command
-	mt := m.t.methods[cmd.Identity][cmd.Name]
+	mt := m.rules().methods[cmd.Identity][cmd.Name]
 	if mt == nil {
 		var known []string
-		for n := range m.t.methods[cmd.Identity] {
+		for n := range m.rules().methods[cmd.Identity] {
 			known = append(known, n)
 		}
 		sort.Strings(known)
@@ -64,7 +64,7 @@ func (m *Mapper) downMethod(p *Plan) {
 		if have == "" {
 			have = "none"
 		}
-		p.reject(m.t.unknown, fmt.Sprintf("unknown method %q for %s (methods: %s)", cmd.Name, cmd.Identity, have))
+		p.reject(m.rules().unknown, fmt.Sprintf("unknown method %q for %s (methods: %s)", cmd.Name, cmd.Identity, have))
 		return
 	}
 	p.method = mt
@@ -147,7 +147,7 @@ func checkTopic(t []byte) error {
 
 func (m *Mapper) downC2D(p *Plan) {
 	cmd := &p.Command
-	r := m.t.c2d[cmd.Identity]
+	r := m.rules().c2d[cmd.Identity]
 	switch {
 	case r == nil:
 		p.Note = fmt.Sprintf("no c2d rule for identity %s: acknowledged only", cmd.Identity)
@@ -204,5 +204,5 @@ func checkFrame(b []byte) error {
 // method, a writable point or a C2D rule. An identity without any may be
 // relayed whole to a device that speaks the hub's protocol itself.
 func (m *Mapper) HasCommandRules(identity edgegw.DeviceID) bool {
-	return len(m.t.methods[identity]) > 0 || len(m.t.desired[identity]) > 0 || m.t.c2d[identity] != nil
+	return len(m.rules().methods[identity]) > 0 || len(m.rules().desired[identity]) > 0 || m.rules().c2d[identity] != nil
 }

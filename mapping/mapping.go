@@ -19,6 +19,7 @@ package mapping
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgegw/edgegw"
@@ -36,7 +37,7 @@ var ErrNotRun = errors.New("not run: an earlier action failed")
 
 // Mapper applies the rules of one Config.
 type Mapper struct {
-	t *tables
+	t atomic.Pointer[tables] // replaced whole by Reconfigure
 
 	mu      sync.Mutex
 	cov     map[covKey]covState   // last sent per point and destination
@@ -75,8 +76,13 @@ func New(cfg Config) (*Mapper, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Mapper{t: t, cov: map[covKey]covState{}, applied: map[ackKey]appliedRec{}}, nil
+	m := &Mapper{cov: map[covKey]covState{}, applied: map[ackKey]appliedRec{}}
+	m.t.Store(t)
+	return m, nil
 }
+
+// rules returns the rules in force.
+func (m *Mapper) rules() *tables { return m.t.Load() }
 
 // Plan is what Down makes of a command: the actions to run in order, or a
 // rejection. It is never nil.

@@ -30,7 +30,7 @@ func (m *Mapper) Up(r edgegw.Reading) ([]edgegw.Message, error) {
 	if r.Message != nil {
 		return m.upMessage(r)
 	}
-	rule := m.t.devices[devKey{r.Adapter, r.Device}]
+	rule := m.rules().devices[devKey{r.Adapter, r.Device}]
 	if rule == nil {
 		return nil, fmt.Errorf("mapping: reading from %s/%s: %w: no device rule", r.Adapter, r.Device, ErrNoRoute)
 	}
@@ -196,13 +196,13 @@ func (m *Mapper) upMessage(r edgegw.Reading) ([]edgegw.Message, error) {
 		msg.Created = r.Time
 	}
 	if msg.Identity != "" {
-		if !m.t.owned[msg.Identity] {
+		if !m.rules().owned[msg.Identity] {
 			return nil, fmt.Errorf("mapping: message from %s/%s: %w: identity %s is not owned by this gateway",
 				r.Adapter, r.Device, ErrNoRoute, msg.Identity)
 		}
 		return []edgegw.Message{msg}, nil
 	}
-	rule := m.t.devices[devKey{r.Adapter, r.Device}]
+	rule := m.rules().devices[devKey{r.Adapter, r.Device}]
 	if rule == nil {
 		return nil, fmt.Errorf("mapping: message from %s/%s: %w: no identity and no device rule", r.Adapter, r.Device, ErrNoRoute)
 	}

@@ -54,7 +54,9 @@ var errRedeliver = errors.New("reconnect for the redelivery of a cloud-to-device
 
 // planned reports whether a session ended on purpose: a reconnect that is
 // no failure and lets what is in flight land first.
-func planned(err error) bool { return errors.Is(err, errRenew) || errors.Is(err, errRedeliver) }
+func planned(err error) bool {
+	return errors.Is(err, errRenew) || errors.Is(err, errRedeliver) || errors.Is(err, errRemoved)
+}
 
 // stableAfter is how long a connection must have lasted for its loss to
 // count as a first failure again (the back-off resets).

@@ -28,7 +28,16 @@ type link struct {
 	stream string
 	log    *slog.Logger
 	st     state
-	ctx    context.Context // the Run context, for commands
+	ctx    context.Context // the Run context, for commands; ends when the identity is removed
+	cancel context.CancelCauseFunc
+
+	// Removing the identity (reload.go): connCtx ends at once, so a
+	// connect in progress or a back-off gives up; a connected session
+	// lets what is in flight land first, as for a token renewal.
+	connCtx    context.Context
+	cancelConn context.CancelFunc
+	retiring   atomic.Bool
+	stopped    chan struct{} // closed when the identity's part of a Run is over
 
 	acked     atomic.Uint64 // highest sequence the hub acknowledged
 	rid       atomic.Uint64 // request id counter
@@ -148,7 +157,7 @@ func (l *link) connect(ctx context.Context) error {
 	cfg, prof := &l.p.cfg, l.p.prof
 	s := &session{l: l,
 		slots: make(chan struct{}, cfg.InFlight), queue: make(chan *flight, cfg.InFlight), twinDue: l.p.hasTwin()}
-	s.ctx, s.cancel = context.WithCancelCause(ctx)
+	s.ctx, s.cancel = context.WithCancelCause(l.ctx) // not ctx: a removal lets the session finish
 	user, pass := prof.username(l.id), prof.password(l.id)
 	var expiry time.Time
 	if prof.sas(l.id) {
@@ -243,6 +252,8 @@ func (s *session) finish(reason error) error {
 		switch {
 		case context.Cause(s.ctx) != nil:
 			reason = context.Cause(s.ctx) // lost or timed out while waiting: not a clean reconnect
+		case errors.Is(reason, errRemoved):
+			l.log.Debug("identity removed: in-flight messages landed")
 		case errors.Is(reason, errRenew):
 			l.st.update(func(st *Status) { st.Renewals++ })
 			l.log.Debug("renewing token: planned reconnect")

@@ -59,6 +59,9 @@ func (s *session) drain() error {
 		if s.redeliverDue.Load() {
 			return errRedeliver
 		}
+		if l.retiring.Load() {
+			return errRemoved
+		}
 		ka := s.conn.KeepAlive(now) // sends PINGREQ when due
 		if l.p.q.Notify(l.stream, s.cursor, l.kickFn) {
 			s.arm(now, ka)

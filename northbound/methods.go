@@ -3,7 +3,6 @@ package northbound
 import (
 	"context"
 	"errors"
-	"slices"
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/northbound/mqtt3"
@@ -23,11 +22,12 @@ import (
 // true). It never waits for the network; an identity not in the pool, or
 // a kind the profile has no subscription for, is ignored.
 func (p *Pool) SetListening(identity edgegw.DeviceID, kind edgegw.CommandKind, on bool) {
-	i := slices.IndexFunc(p.links, func(l *link) bool { return l.id.ID == identity })
-	if i < 0 {
+	p.mu.Lock()
+	l := p.byID[identity]
+	p.mu.Unlock()
+	if l == nil {
 		return
 	}
-	l := p.links[i]
 	f := l.commandFilter(kind)
 	if f == "" {
 		return

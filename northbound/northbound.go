@@ -9,6 +9,9 @@
 // jittered exponential back-off, renews SAS tokens by a planned reconnect
 // that loses nothing, and returns after every connection is closed and
 // every goroutine it started has exited.
+// [Pool.Add] and [Pool.Remove] change the identities while it runs (a
+// reloaded configuration); a removed identity lets what is in flight land
+// and leaves the rest of its stream in the queue.
 //
 // Up: each identity's stream (named by its DeviceID) is read in order from
 // the [Queue] and published with QoS 1 and a bounded in-flight window;

@@ -25,11 +25,13 @@ type Pool struct {
 	note     *floodLog // connections restored
 	limiter  *rate.Limiter
 	schedule identity.Schedule
-	links    []*link
-	byID     map[edgegw.DeviceID]*link
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards the fields below; links change on a reload (reload.go)
 	running bool
+	links   []*link
+	byID    map[edgegw.DeviceID]*link
+	runCtx  context.Context // Run's, while it starts links
+	runWG   *sync.WaitGroup // Run's, while it starts links; nil otherwise
 }
 
 // New checks cfg (after filling its defaults) and the identities, loads
@@ -95,7 +97,6 @@ func (p *Pool) Run(ctx context.Context) error {
 		return errors.New("northbound: pool is already running")
 	}
 	p.running = true
-	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
 		p.running = false
@@ -105,9 +106,17 @@ func (p *Pool) Run(ctx context.Context) error {
 	p.log.Info("connecting identities", "count", len(p.links), "url", p.ep.url,
 		"profile", p.cfg.Profile, "connect_rate", p.cfg.ConnectRate)
 	var wg sync.WaitGroup
+	wg.Add(1) // Run's own count: Add may start links until ctx ends
+	p.runCtx, p.runWG = ctx, &wg
 	for _, l := range p.links {
 		l.start(ctx, &wg)
 	}
+	p.mu.Unlock()
+	<-ctx.Done()
+	p.mu.Lock()
+	p.runCtx, p.runWG = nil, nil
+	p.mu.Unlock()
+	wg.Done()
 	wg.Wait()
 	return nil
 }

@@ -3,6 +3,7 @@ package northbound
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,8 +50,11 @@ func (st *state) get() Status {
 
 // Status returns every identity's state, in configuration order.
 func (p *Pool) Status() []Status {
-	out := make([]Status, len(p.links))
-	for i, l := range p.links {
+	p.mu.Lock()
+	links := slices.Clone(p.links)
+	p.mu.Unlock()
+	out := make([]Status, len(links))
+	for i, l := range links {
 		out[i] = l.st.get()
 	}
 	return out

@@ -30,14 +30,17 @@ const (
 
 // start begins the identity's part of a Run; wg counts it until it stops.
 func (l *link) start(ctx context.Context, wg *sync.WaitGroup) {
-	l.ctx, l.wg = ctx, wg
+	l.ctx, l.cancel = context.WithCancelCause(ctx)
+	l.connCtx, l.cancelConn = context.WithCancel(l.ctx)
+	l.wg, l.stopped = wg, make(chan struct{})
+	l.retiring.Store(false)
 	l.sv.fails, l.sv.lastRefused = 0, false // an earlier Run's failures do not delay this one
 	l.handlers.open()
 	wg.Add(1) // released by stop
 	// stopKick is set before any worker can run: an earlier Run's Notify
 	// callback may kick as soon as the state is parked. A context already
 	// ended is caught by the kick below.
-	l.stopKick = context.AfterFunc(ctx, l.kickFn)
+	l.stopKick = context.AfterFunc(l.ctx, l.kickFn) // l.ctx: it has ended when the kick runs
 	l.wstate.Store(parked)
 	l.kick()
 }
@@ -92,7 +95,10 @@ func (l *link) work() {
 func (l *link) step() {
 	for l.ctx.Err() == nil {
 		if l.sess == nil {
-			if !l.sv.next(l.ctx) {
+			if !l.sv.next(l.connCtx) {
+				if l.retiring.Load() {
+					l.cancel(errRemoved) // work stops the identity
+				}
 				return
 			}
 			l.sess.startDesired()
@@ -104,6 +110,10 @@ func (l *link) step() {
 		}
 		reason = s.finish(reason)
 		l.sess = nil
+		if l.retiring.Load() {
+			l.cancel(errRemoved)
+			return
+		}
 		if l.ctx.Err() == nil {
 			l.sv.ended(reason, s.start)
 		}
@@ -118,7 +128,9 @@ func (l *link) stop() {
 	}
 	l.stopKick()
 	l.handlers.close()
+	l.cancel(nil)
 	l.wstate.Store(stopped)
+	close(l.stopped)
 	l.wg.Done() // start's count
 }
 

@@ -27,7 +27,8 @@ const usage = `usage: edgegw [command] [flags]
 
 commands:
   run [-config FILE]        run the gateway (default command; without -config,
-                            the embedded quickstart config with a local hub emulator)
+                            the embedded quickstart config with a local hub emulator);
+                            SIGHUP reloads the config file
   check -config FILE        decode and validate a config file, then exit
   sas-token -config FILE -identity ID [-ttl 1h]
                             print a SAS token for an identity (for mosquitto_pub tests)
@@ -92,6 +93,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // reload, not the end of the process
+	defer signal.Stop(hup)
+	var reloads sync.WaitGroup
+	reloads.Go(func() { reloadOnHangup(ctx, gw, *configPath, hup, log) })
+	defer reloads.Wait()
+	defer stop() // the reloader waits on ctx when Run failed
 	if *configPath == "" {
 		var banner sync.WaitGroup
 		banner.Go(func() { printQuickstart(ctx, gw, cfg, stdout) })

@@ -25,7 +25,7 @@ type account struct {
 	subscribe   []string
 }
 
-// accounts is immutable after New.
+// accounts is immutable; ApplyUsers replaces it whole.
 type accounts struct {
 	byName   map[string]*account
 	byDevice map[string]*account // for IoT Hub style usernames

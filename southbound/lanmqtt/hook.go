@@ -65,7 +65,7 @@ func (h *hook) Provides(b byte) bool {
 // belongs to another user.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
-	acc := h.a.accounts.authenticate(user, pk.Connect.Password)
+	acc := h.a.accounts.Load().authenticate(user, pk.Connect.Password)
 	reason := ""
 	if acc == nil {
 		acc, reason = h.a.authenticateCert(cl, user, pk.Connect.Password)
@@ -97,7 +97,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 // OnACLCheck answers for publishes (write) and for subscriptions and
 // deliveries (read).
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	acc := h.a.accounts.lookup(string(cl.Properties.Username))
+	acc := h.a.accounts.Load().lookup(string(cl.Properties.Username))
 	ok := acc != nil
 	if ok && write {
 		ok = acc.mayPublish(topic)
@@ -170,7 +170,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		}
 	case strings.HasPrefix(pk.TopicName, "$iothub/"):
 		// Requests of relayed devices; never forwarded between clients.
-		if acc := h.a.accounts.lookup(string(cl.Properties.Username)); acc != nil && acc.relay {
+		if acc := h.a.accounts.Load().lookup(string(cl.Properties.Username)); acc != nil && acc.relay {
 			h.relayUp(cl, acc, pk, it)
 		} else {
 			it.intake, it.err = true, fmt.Errorf("%w: $iothub/ topics are for relayed devices", southbound.ErrRejected)

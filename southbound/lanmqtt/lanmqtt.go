@@ -42,7 +42,7 @@ type Adapter struct {
 	name     string
 	cfg      Config
 	log      *slog.Logger
-	accounts *accounts
+	accounts atomic.Pointer[accounts] // replaced whole by ApplyUsers
 	rules    []topicRule
 
 	started atomic.Bool
@@ -51,7 +51,7 @@ type Adapter struct {
 	srv     *mqtt.Server // set while serving
 	addr    net.Addr
 	wsAddr  net.Addr
-	x509    *certAuth // set by Run before serving; nil when no user may use a certificate
+	x509    atomic.Pointer[certAuth] // set by Run before serving; nil when no user may use a certificate
 
 	relay *relay
 	twins southbound.Twins // the uplink's, when it keeps twins
@@ -75,15 +75,16 @@ func New(name string, cfg Config, log *slog.Logger) (*Adapter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Adapter{
-		name:     name,
-		cfg:      cfg,
-		log:      log.With("adapter", name),
-		accounts: newAccounts(&cfg),
-		rules:    compileRules(cfg.Topics),
-		ready:    make(chan struct{}),
-		relay:    newRelay(),
-	}, nil
+	a := &Adapter{
+		name:  name,
+		cfg:   cfg,
+		log:   log.With("adapter", name),
+		rules: compileRules(cfg.Topics),
+		ready: make(chan struct{}),
+		relay: newRelay(),
+	}
+	a.accounts.Store(newAccounts(&cfg))
+	return a, nil
 }
 
 // Ready is closed once Run listens; Addr is valid from then on.

@@ -92,7 +92,7 @@ var _ southbound.Relayer = (*Adapter)(nil)
 
 // Relays reports whether identity is a relayed device of this adapter.
 func (a *Adapter) Relays(identity edgegw.DeviceID) bool {
-	acc := a.accounts.byDevice[string(identity)]
+	acc := a.accounts.Load().byDevice[string(identity)]
 	return acc != nil && acc.relay
 }
 
@@ -118,7 +118,7 @@ func (a *Adapter) WatchListening(fn func(identity edgegw.DeviceID, kind edgegw.C
 // (leaving: cl is on its way out; another connection may have taken over
 // its id).
 func (h *hook) methodsChanged(cl *mqtt.Client, leaving bool) {
-	acc := h.a.accounts.byDevice[cl.ID]
+	acc := h.a.accounts.Load().byDevice[cl.ID]
 	if acc == nil || !acc.relay {
 		return
 	}

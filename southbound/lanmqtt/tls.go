@@ -113,7 +113,7 @@ func (a *Adapter) serverTLS() (*tls.Config, error) {
 		// devices, and no CA names are sent, which would keep some clients
 		// (Go's among them) from offering a self-signed certificate.
 		cfg.ClientAuth = tls.RequestClientCert
-		a.x509 = x
+		a.x509.Store(x)
 	}
 	return cfg, nil
 }

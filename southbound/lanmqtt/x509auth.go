@@ -71,7 +71,8 @@ func parseThumbprint(s string) ([]byte, error) {
 // reason is "" when the CONNECT has a password or there is no certificate,
 // so that the password check's answer stands.
 func (a *Adapter) authenticateCert(cl *mqtt.Client, username string, password []byte) (*account, string) {
-	if a.x509 == nil || len(password) > 0 {
+	x := a.x509.Load()
+	if x == nil || len(password) > 0 {
 		return nil, ""
 	}
 	conn, ok := cl.Net.Conn.(interface{ ConnectionState() tls.ConnectionState }) // *tls.Conn, or a websocket over TLS
@@ -82,11 +83,11 @@ func (a *Adapter) authenticateCert(cl *mqtt.Client, username string, password []
 	if len(peer) == 0 {
 		return nil, ""
 	}
-	acc := a.accounts.lookup(username)
+	acc := a.accounts.Load().lookup(username)
 	if acc == nil || acc.identity == "" {
 		return nil, "client certificate: no user bound to a device has this username"
 	}
-	if err := a.x509.verify(acc, peer); err != nil {
+	if err := x.verify(acc, peer); err != nil {
 		return nil, "client certificate: " + err.Error()
 	}
 	return acc, ""
