@@ -80,6 +80,7 @@ type DPS struct {
 	httpLn    net.Listener
 	httpSrv   *http.Server
 	closeOnce sync.Once
+	stopLog   sync.Once
 }
 
 // DefaultIDScope is the ID scope of a DPS that sets none.
@@ -282,10 +283,17 @@ func (d *DPS) goFunc(f func()) {
 func (d *DPS) Close() error {
 	d.shutdown()
 	d.wg.Wait()
+	var err error
 	if d.DataDir != "" {
-		return d.save()
+		err = d.save()
 	}
-	return nil
+	d.stopLog.Do(func() {
+		if d.log != nil && d.mqttLn != nil {
+			s := d.Stats()
+			d.log.Info("hubsim dps stopped", "mqtt", d.MQTTAddress(), "registers", s.Registers, "assigned", s.Assigned)
+		}
+	})
+	return err
 }
 
 func (d *DPS) shutdown() {
@@ -310,9 +318,6 @@ func (d *DPS) shutdown() {
 			_ = d.srv.Close()
 		} else if d.mqttLn != nil {
 			_ = d.mqttLn.Close()
-		}
-		if d.log != nil && d.started && d.ctx != nil {
-			d.log.Info("hubsim dps stopped", "mqtt", d.MQTTAddress())
 		}
 	})
 }
