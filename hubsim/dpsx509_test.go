@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // TestDPSX509 registers with client certificates: an individual
@@ -177,5 +179,32 @@ func TestDPSREST(t *testing.T) {
 	// Deleted group: its devices can no longer register.
 	if r := dialDPS(t, d, "line3-b", mustDerive(t, groupKey, "line3-b"), nil).register(t); r.status != 401 {
 		t.Errorf("register after delete: %d", r.status)
+	}
+}
+
+// TestDPSWebsocket registers over MQTT over WebSocket on the DPS's HTTPS
+// port, as the SDKs' MqttWs transports do.
+func TestDPSWebsocket(t *testing.T) {
+	d, _ := startFleet(t, 1)
+	e, err := d.PutEnrollment(Enrollment{RegistrationID: "ws-1", Attestation: Attestation{Type: AttestationSymmetricKey}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := NewSAS(d.IDScope+"/registrations/ws-1", "registration", e.Attestation.SymmetricKey.PrimaryKey, time.Now().Add(time.Hour))
+	c := &dpsClient{regID: "ws-1", resp: map[string]chan dpsResponse{}}
+	opts := paho.NewClientOptions().AddBroker("wss://" + d.HTTPAddress() + "/$iothub/websocket").
+		SetClientID("ws-1").SetUsername(d.IDScope + "/registrations/ws-1/api-version=2019-03-31").SetPassword(tok).
+		SetProtocolVersion(4).SetAutoReconnect(false).SetDefaultPublishHandler(c.onMessage).
+		SetTLSConfig(&tls.Config{RootCAs: d.certs.Pool(), ServerName: "localhost"})
+	c.Client = paho.NewClient(opts)
+	if ct := c.Connect(); !ct.WaitTimeout(10*time.Second) || ct.Error() != nil {
+		t.Fatalf("connect: %v", ct.Error())
+	}
+	defer c.Disconnect(0)
+	if st := c.Subscribe(dpsResFilter, 1, nil); !st.WaitTimeout(10*time.Second) || st.Error() != nil {
+		t.Fatal(st.Error())
+	}
+	if r := c.register(t); r.status != 200 || r.state(t).Status != "assigned" {
+		t.Errorf("%d %s", r.status, r.raw)
 	}
 }

@@ -36,7 +36,8 @@
 //
 // Device Provisioning Service: a DPS links started Hubs (several per
 // process, each with its own ports and registry; NewCA gives them one trust
-// anchor) and serves the DPS device API over MQTT/TLS (register, operation
+// anchor) and serves the DPS device API over MQTT/TLS and WebSocket
+// (register, operation
 // status polling with retry-after, 429 when throttled, 401 on the response
 // topic for bad credentials) and the provisioning service REST subset
 // (/enrollments, /enrollmentGroups, /registrations; SAS of the
