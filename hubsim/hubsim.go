@@ -37,16 +37,15 @@
 // Device Provisioning Service: a DPS links started Hubs (several per
 // process, each with its own ports and registry; NewCA gives them one trust
 // anchor) and serves the DPS device API over MQTT/TLS and WebSocket
-// (register, operation
-// status polling with retry-after, 429 when throttled, 401 on the response
-// topic for bad credentials) and the provisioning service REST subset
-// (/enrollments, /enrollmentGroups, /registrations; SAS of the
-// provisioningserviceowner policy). Symmetric keys (individual, or derived
-// from a group key with DeriveDeviceKey) and X.509 (the device's own
-// certificate, or a signing CA for a group) attest; hashed (weighted,
-// stable per registration id), geoLatency and static allocation pick the
-// hub; the device is created in that hub's registry with the same key, or
-// as selfSigned with its certificate's thumbprint. It is told the hub as
+// (register, operation status polling with retry-after, 429 when throttled,
+// 401 on the response topic for bad credentials) and the provisioning
+// service REST subset (/enrollments, /enrollmentGroups, /registrations; SAS
+// of the provisioningserviceowner policy). Symmetric keys (individual, or
+// derived from a group key with DeriveDeviceKey) and X.509 (the device's own
+// certificate, or a signing CA for a group) attest; hashed (weighted, stable
+// per registration id), geoLatency and static allocation pick the hub; the
+// device is created in that hub's registry with the same key, or as
+// selfSigned with its certificate's thumbprint. It is told the hub as
 // LinkedHub.Name, by default "localhost:{port}", which the hub accepts as
 // its host name. DPS.Move moves a device and its twin to another hub for
 // re-provisioning tests; DPS.ThrottleNext and RequestsPerSecond inject 429s.
