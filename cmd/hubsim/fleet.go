@@ -149,12 +149,16 @@ func printInfo(w io.Writer, f *fleet, dataDir string) {
 			fmt.Fprintf(w, "%d=%s", i+1, n)
 		}
 		fmt.Fprintf(w, "\n\ndps service connection string:\n  %s\n", d.ServiceConnectionString())
-		for _, e := range append(d.Enrollments(true), d.Enrollments(false)...) {
+		all := append(d.Enrollments(true), d.Enrollments(false)...)
+		if len(all) > 0 {
+			fmt.Fprintf(w, "\nenrollments (a group member's key: HMAC-SHA256 of its registration id with the group key):\n")
+		}
+		for _, e := range all {
 			kind, id := "individual", e.RegistrationID
 			if e.GroupID != "" {
 				kind, id = "group", e.GroupID
 			}
-			fmt.Fprintf(w, "  enrollment %s %s: %s", kind, id, e.Attestation.Type)
+			fmt.Fprintf(w, "  %s %s: %s", kind, id, e.Attestation.Type)
 			if k := e.Attestation.SymmetricKey; k != nil {
 				fmt.Fprintf(w, " primary key %s", k.PrimaryKey)
 			}

@@ -173,7 +173,7 @@ func TestRunFleet(t *testing.T) {
 			"-dps-mqtt", "127.0.0.1:0", "-dps-https", "127.0.0.1:0", "-registry", reg}, &out, &errOut)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "enrollment individual dev-9") {
+	for !strings.Contains(out.String(), "individual dev-9") {
 		if time.Now().After(deadline) {
 			cancel()
 			t.Fatalf("no banner: %s %s", out.String(), errOut.String())
@@ -186,7 +186,7 @@ func TestRunFleet(t *testing.T) {
 	}
 	for _, want := range []string{"hub 1 localhost", "hub 3 localhost", "DeviceId=boiler-1;SharedAccessKey=", "ID scope 0ne00000001",
 		"provisioning host localhost:", "SharedAccessKeyName=provisioningserviceowner",
-		"enrollment group plant-a: symmetricKey primary key ZWRnZWd3LXRlc3QtZ3JvdXAta2V5LTAxMjM0NTY3ODlhYmNkZWY="} {
+		"enrollments (a group member's key", "group plant-a: symmetricKey primary key ZWRnZWd3LXRlc3QtZ3JvdXAta2V5LTAxMjM0NTY3ODlhYmNkZWY="} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
