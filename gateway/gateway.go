@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/hubsim"
 	"github.com/edgegw/edgegw/mapping"
 	"github.com/edgegw/edgegw/northbound"
+	"github.com/edgegw/edgegw/ops"
 	"github.com/edgegw/edgegw/southbound"
 	"github.com/edgegw/edgegw/southbound/lanmqtt"
 	"github.com/edgegw/edgegw/southbound/modbus"
@@ -35,6 +37,9 @@ type Gateway struct {
 	twins      *twinStore
 	statusAddr string
 	notifier   notifier
+	start      time.Time      // when Run began
+	points     *ops.Points    // latest values and plots, for the page
+	commands   ops.CommandLog // command outcomes, for /status and /metrics
 }
 
 type namedAdapter struct {
@@ -47,7 +52,7 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: *cfg, log: log, ready: make(chan struct{})}
+	g := &Gateway{cfg: *cfg, log: log, ready: make(chan struct{}), points: ops.NewPoints(cfg.Status.PlotResolution)}
 	for _, s := range cfg.Southbound {
 		var (
 			a   southbound.Adapter
@@ -98,6 +103,9 @@ func (g *Gateway) Adapter(name string) southbound.Adapter {
 // stops them in reverse order. It returns nil after a clean stop on ctx.
 func (g *Gateway) Run(ctx context.Context) error {
 	cfg := g.cfg
+	g.mu.Lock()
+	g.start = time.Now().UTC()
+	g.mu.Unlock()
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	if cfg.Hubsim != nil && cfg.Hubsim.Enabled {
@@ -128,7 +136,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	twins := newTwinStore(filepath.Join(cfg.StateDir, "twins"), g.log.With("room", "twins"))
-	down := &downlink{mapper: mapper, queue: q, executors: executors, relayers: relayers, twins: twins, log: g.log}
+	down := &downlink{mapper: mapper, queue: q, executors: executors, relayers: relayers, twins: twins, log: g.log, commands: &g.commands}
 	pool, err := northbound.New(cfg.Hub, cfg.Identities, q, down, g.log.With("room", "northbound"))
 	if err != nil { // a key, certificate or CA file named in the config is unusable
 		return &ConfigError{File: cfg.File, Err: hubError(err)}
@@ -167,7 +175,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			failed <- fmt.Errorf("northbound: %w", err)
 		}
 	})
-	up := &uplink{mapper: mapper, queue: q, log: g.log, twinStore: twins}
+	up := &uplink{mapper: mapper, queue: q, log: g.log, twinStore: twins, points: g.points}
 	for _, a := range g.adapters {
 		sbWG.Go(func() {
 			if err := a.Run(sbCtx, up); err != nil {
@@ -189,7 +197,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	if runErr == nil && ctx.Err() == nil && cfg.Status.Listen != "" {
-		stopStatus, err := g.serveStatus(ctx, cfg.Status.Listen, g.log)
+		stopStatus, err := g.serveStatus(ctx)
 		if err != nil {
 			runErr = err
 		} else {

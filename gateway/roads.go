@@ -12,6 +12,7 @@ import (
 	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/mapping"
 	"github.com/edgegw/edgegw/northbound"
+	"github.com/edgegw/edgegw/ops"
 	"github.com/edgegw/edgegw/southbound"
 	"github.com/edgegw/edgegw/southbound/modbus"
 )
@@ -21,7 +22,8 @@ type uplink struct {
 	mapper     *mapping.Mapper
 	queue      *buffer.Queue
 	log        *slog.Logger
-	*twinStore // relayed identities' twins (southbound.Twins)
+	*twinStore             // relayed identities' twins (southbound.Twins)
+	points     *ops.Points // latest values for the page; nil for none
 }
 
 var (
@@ -33,6 +35,9 @@ var (
 // rule routes, and messages too large for the hub, are rejected: retrying
 // cannot help.
 func (u *uplink) Submit(ctx context.Context, r edgegw.Reading) error {
+	if u.points != nil {
+		u.points.Observe(r)
+	}
 	entries, err := u.entries(r)
 	if err != nil || len(entries) == 0 {
 		return err
@@ -102,6 +107,7 @@ type downlink struct {
 	relayers  []southbound.Relayer
 	twins     *twinStore
 	log       *slog.Logger
+	commands  *ops.CommandLog // outcomes; nil for none
 }
 
 var (
@@ -109,7 +115,14 @@ var (
 	_ northbound.TwinObserver = (*downlink)(nil)
 )
 
-func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
+func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) (res edgegw.Result) {
+	if d.commands != nil {
+		start := time.Now()
+		defer func() {
+			d.commands.Record(ops.CommandRecord{Time: start.UTC(), Identity: string(cmd.Identity), Kind: cmd.Kind.String(),
+				Name: cmd.Name, Status: res.Status, Seconds: time.Since(start).Seconds()})
+		}()
+	}
 	if r := d.relayer(cmd.Identity); r != nil {
 		if cmd.Kind == edgegw.Desired {
 			d.twins.Desired(cmd.Identity, cmd.Payload, cmd.Version, cmd.Full)

@@ -103,6 +103,7 @@ func (l *link) step() {
 			return
 		}
 		reason = s.finish(reason)
+		l.lastEnd = endReason(reason)
 		l.sess = nil
 		if l.ctx.Err() == nil {
 			l.sv.ended(reason, s.start)
