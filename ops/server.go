@@ -174,16 +174,22 @@ func (s *Server) Start(ctx context.Context) (addr string, stop func(), err error
 		}
 	})
 	s.log.Info("status listener: page, /status, /metrics, /healthz, /readyz", "addr", addr, "url", "http://"+addr+"/", "pprof", s.cfg.Pprof)
-	if !Loopback(ln.Addr()) && !s.cfg.AllowRemote {
-		s.log.Warn("status listener is reachable beyond this host: its page and /status show device values without authentication; "+
-			"bind it to 127.0.0.1, or set status.allow_remote: true if this is meant", "addr", addr)
-	}
+	warnExposure(s.log, ln.Addr(), s.cfg.AllowRemote)
 	return addr, func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		wg.Wait()
 	}, nil
+}
+
+// warnExposure warns when the listener on addr is reachable beyond this
+// host without allow saying that is meant.
+func warnExposure(log *slog.Logger, addr net.Addr, allow bool) {
+	if !Loopback(addr) && !allow {
+		log.Warn("status listener is reachable beyond this host: its page and /status show device values without authentication; "+
+			"bind it to 127.0.0.1, or set status.allow_remote: true if this is meant", "addr", addr.String())
+	}
 }
 
 // Loopback reports whether addr is reachable only from this host.
