@@ -59,7 +59,7 @@ func TestPointsKinds(t *testing.T) {
 		edgegw.Point{Name: "nan", Value: edgegw.Float(math.NaN())},
 		edgegw.Point{Name: "f", Value: edgegw.Float(1.5)}))
 	p.Observe(reading("d", t0.Add(-time.Second), edgegw.Point{Name: "f", Value: edgegw.Float(9)})) // late: ignored
-	p.Observe(edgegw.Reading{Adapter: "lan", Device: "x", Message: &edgegw.Message{}})         // a message: no points
+	p.Observe(edgegw.Reading{Adapter: "lan", Device: "x", Message: &edgegw.Message{}})             // a message: no points
 	v := p.View(t0.Add(time.Second), 0)
 	want := map[string]int{"f": 1, "nan": 0, "on": 1, "s": 0}
 	if len(v.Points) != len(want) {
