@@ -124,6 +124,11 @@ func (s *series) add(x sample, step int64, capacity int) {
 		}
 	}
 	if n < capacity {
+		if n == cap(s.ring) { // grow, but never past capacity: append would
+			grown := make([]sample, n, min(max(2*n, 16), capacity))
+			copy(grown, s.ring)
+			s.ring = grown
+		}
 		s.ring = append(s.ring, x)
 		return
 	}
@@ -192,9 +197,10 @@ func (p *Points) View(now time.Time, since int64) PointsView {
 	return out
 }
 
-// Count returns how many points are tracked.
-func (p *Points) Count() int {
+// Counts returns how many points are tracked, and how many are read but
+// not kept.
+func (p *Points) Counts() (tracked int, untracked uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.points)
+	return len(p.points), uint64(len(p.untracked)) + p.overflow
 }

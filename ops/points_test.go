@@ -89,7 +89,7 @@ func TestPointsLimit(t *testing.T) {
 	p.Observe(reading("d", t0, pts...))
 	p.Observe(reading("d", t0.Add(time.Second), pts...)) // the same untracked points count once
 	v := p.View(t0, 0)
-	if len(v.Points) != limit || v.Untracked != 10 {
+	if n, u := p.Counts(); len(v.Points) != limit || v.Untracked != 10 || n != limit || u != 10 {
 		t.Errorf("%d points tracked, %d untracked; want %d and 10", len(v.Points), v.Untracked, limit)
 	}
 }

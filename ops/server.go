@@ -110,13 +110,7 @@ func (s *Server) routes() http.Handler {
 		}
 		writeJSON(w, code, rd)
 	})
-	reg := newRegistry(&collector{
-		snapshot: s.Status,
-		points: func() (int, uint64) {
-			v := s.points.View(time.Now(), time.Now().UnixMilli())
-			return len(v.Points), v.Untracked
-		},
-	})
+	reg := newRegistry(&collector{snapshot: s.Status, points: s.points.Counts})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
