@@ -275,8 +275,13 @@ func TestReadyzDeadModbusSlave(t *testing.T) {
 	if res := svc.invoke(t, "boiler-1", "start", "{}"); res.Status != 200 {
 		t.Fatalf("method start: %+v", res)
 	}
-	waitCond(t, 30*time.Second, "an exception counted and a request timed", func() (bool, string) {
+	// The listener answers from a snapshot up to a second old: wait until
+	// one holds all of it, then lint the metrics of that snapshot.
+	waitCond(t, 30*time.Second, "an exception counted, a request timed, the command recorded", func() (bool, string) {
 		st := statusOf(t, addr)
+		if len(st.Identities) != 1 || !st.Identities[0].Connected || len(st.Commands.Recent) == 0 {
+			return false, fmt.Sprintf("identities %+v, commands %+v", st.Identities, st.Commands)
+		}
 		for _, a := range st.Adapters {
 			if a.Modbus != nil && len(a.Modbus.Devices) == 1 {
 				d := a.Modbus.Devices[0]

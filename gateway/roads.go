@@ -120,7 +120,7 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) (res edgegw.R
 		start := time.Now()
 		defer func() {
 			d.commands.Record(ops.CommandRecord{Time: start.UTC(), Identity: string(cmd.Identity), Kind: cmd.Kind.String(),
-				Name: cmd.Name, Status: res.Status, Seconds: time.Since(start).Seconds()})
+				Name: commandName(&cmd), Status: res.Status, Seconds: time.Since(start).Seconds()})
 		}()
 	}
 	if r := d.relayer(cmd.Identity); r != nil {
@@ -192,6 +192,19 @@ func (d *downlink) relayer(identity edgegw.DeviceID) southbound.Relayer {
 		}
 	}
 	return nil
+}
+
+// commandName names a command for the page's list: a method's name; for
+// desired properties their version, and whether it is the whole desired
+// section read after a connect (which nobody at the hub sent) or a patch.
+func commandName(cmd *edgegw.Command) string {
+	switch {
+	case cmd.Kind == edgegw.Desired && cmd.Full:
+		return fmt.Sprintf("version %d, read after connect", cmd.Version)
+	case cmd.Kind == edgegw.Desired:
+		return fmt.Sprintf("version %d, patch", cmd.Version)
+	}
+	return cmd.Name
 }
 
 // errorBody is a result payload {"error": "..."}.
