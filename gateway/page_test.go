@@ -60,6 +60,10 @@ func TestPage(t *testing.T) {
 	}
 	gw := startGateway(t, cfg)
 	url := "http://" + gw.StatusAddr() + "/"
+	lan := lanClient(t, gw, "demo-sensor", "pw") // a LAN device (paho) that sends ready messages
+	if tok := lan.Publish("devices/demo-sensor/messages/events/room=lab", 1, false, `{"temperature": 21.5, "humidity": 40}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("LAN publish: %v", tok.Error())
+	}
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU,
@@ -112,8 +116,12 @@ func TestPage(t *testing.T) {
 	if err := chromedp.Do(tctx,
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(point+` .value`),
+		chromedp.WaitVisible(`[data-device="lan/demo-sensor"] .preview`),
 	); err != nil {
 		t.Fatalf("page: %v", err)
+	}
+	if got := text(`[data-device="lan/demo-sensor"] .preview`); !strings.Contains(got, `"humidity": 40`) {
+		t.Errorf("the LAN device's message shows as %q", got)
 	}
 	value, ident := text(point+` .value`), text(`[data-identity="demo-boiler"]`)
 	if !strings.HasSuffix(value, "degC") || len(value) < 6 {

@@ -58,6 +58,9 @@ func (u *uplink) Start(ctx context.Context, r edgegw.Reading, done chan error) {
 		done <- u.Submit(ctx, r)
 		return
 	}
+	if u.points != nil {
+		u.points.Observe(r)
+	}
 	entries, err := u.entries(r)
 	if err != nil || len(entries) == 0 {
 		done <- err

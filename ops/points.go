@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgegw/edgegw"
 )
@@ -23,8 +24,9 @@ type Points struct {
 
 	mu        sync.Mutex
 	points    map[pointKey]*series
-	untracked map[pointKey]struct{} // bounded: at most maxPoints entries, then only counted
-	overflow  uint64                // untracked points beyond that set
+	messages  map[pointKey]*lastMessage // by adapter and device (point "")
+	untracked map[pointKey]struct{}     // bounded: at most maxPoints entries, then only counted
+	overflow  uint64                    // untracked points beyond that set
 }
 
 type pointKey struct{ adapter, device, point string }
@@ -53,13 +55,19 @@ func NewPoints(res time.Duration) *Points {
 		capacity:  samplesPerPoint(res),
 		maxPoints: maxPoints(res),
 		points:    map[pointKey]*series{},
+		messages:  map[pointKey]*lastMessage{},
 		untracked: map[pointKey]struct{}{},
 	}
 }
 
-// Observe takes a reading's point values. Readings that carry a ready
-// message (a LAN publish) have no points and are ignored.
+// Observe takes a reading's point values, or, for a reading that carries a
+// ready message (a LAN publish), the message's size and the start of its
+// body.
 func (p *Points) Observe(r edgegw.Reading) {
+	if r.Message != nil {
+		p.observeMessage(r)
+		return
+	}
 	if len(r.Points) == 0 {
 		return
 	}
@@ -95,6 +103,41 @@ func (p *Points) Observe(r edgegw.Reading) {
 			s.add(sample{ms, v}, p.step, p.capacity)
 		}
 	}
+}
+
+// lastMessage is the newest message of a device that sends ready
+// messages, and how many it sent.
+type lastMessage struct {
+	count   uint64
+	at      int64 // unix ms
+	size    int
+	head    [previewBytes]byte
+	headLen int
+}
+
+// previewBytes is how much of a message body the page shows.
+const previewBytes = 160
+
+func (p *Points) observeMessage(r edgegw.Reading) {
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	k := pointKey{adapter: r.Adapter, device: r.Device}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.messages[k]
+	if m == nil {
+		if len(p.messages) >= p.maxPoints {
+			p.overflow++
+			return
+		}
+		m = &lastMessage{}
+		p.messages[k] = m
+	}
+	m.count++
+	m.at, m.size = t.UnixMilli(), len(r.Message.Body)
+	m.headLen = copy(m.head[:], r.Message.Body)
 }
 
 // plotValue is v as a number to plot: finite numbers, and booleans as 0
@@ -141,6 +184,9 @@ type PointsView struct {
 	WindowSeconds     float64     `json:"window_seconds"`
 	ResolutionSeconds float64     `json:"resolution_seconds"`
 	Points            []PointView `json:"points"`
+	// Messages lists the devices that send ready messages (LAN
+	// publishes) with their newest one.
+	Messages []MessageView `json:"messages"`
 	// Untracked counts points that are read but not kept: MaxSamples is
 	// reached.
 	Untracked uint64 `json:"untracked"`
@@ -159,6 +205,32 @@ type PointView struct {
 	// and newer than the since the request gave. The newest one may be
 	// replaced by a later value of the same step.
 	Samples [][2]float64 `json:"samples"`
+}
+
+// MessageView is a device's newest message.
+type MessageView struct {
+	Adapter string    `json:"adapter"`
+	Device  string    `json:"device"`
+	Count   uint64    `json:"count"` // since the gateway started
+	Time    time.Time `json:"time"`
+	Bytes   int       `json:"bytes"`
+	// Preview is the start of the body when it is UTF-8 text, cut at
+	// previewBytes; empty for a binary body.
+	Preview string `json:"preview,omitempty"`
+}
+
+func (m *lastMessage) view(k pointKey) MessageView {
+	v := MessageView{Adapter: k.adapter, Device: k.device, Count: m.count, Time: time.UnixMilli(m.at).UTC(), Bytes: m.size}
+	head := m.head[:m.headLen]
+	if m.size > m.headLen { // cut: drop a rune split at the end
+		for i := 0; i < utf8.UTFMax && len(head) > 0 && !utf8.Valid(head); i++ {
+			head = head[:len(head)-1]
+		}
+	}
+	if utf8.Valid(head) {
+		v.Preview = string(head)
+	}
+	return v
 }
 
 // View returns every point, sorted by adapter, device and point, with its
@@ -184,7 +256,17 @@ func (p *Points) View(now time.Time, since int64) PointsView {
 		}
 		out.Points = append(out.Points, v)
 	}
+	out.Messages = make([]MessageView, 0, len(p.messages))
+	for k, m := range p.messages {
+		out.Messages = append(out.Messages, m.view(k))
+	}
 	p.mu.Unlock()
+	slices.SortFunc(out.Messages, func(a, b MessageView) int {
+		if c := strings.Compare(a.Adapter, b.Adapter); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Device, b.Device)
+	})
 	slices.SortFunc(out.Points, func(a, b PointView) int {
 		if c := strings.Compare(a.Adapter, b.Adapter); c != 0 {
 			return c

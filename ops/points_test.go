@@ -3,8 +3,10 @@ package ops
 import (
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgegw/edgegw"
 )
@@ -101,5 +103,32 @@ func BenchmarkPointsObserve(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		p.Observe(reading("d", t0.Add(time.Duration(i)*time.Millisecond), pts...))
+	}
+}
+
+func TestPointsMessages(t *testing.T) {
+	p := NewPoints(time.Second)
+	t0 := time.Unix(1_700_000_000, 0)
+	long := strings.Repeat("é", 100) // two bytes each
+	msg := func(dev string, body []byte) edgegw.Reading {
+		return edgegw.Reading{Adapter: "lan", Device: dev, Time: t0, Message: &edgegw.Message{Body: body}}
+	}
+	p.Observe(msg("a", []byte(`{"t":1}`)))
+	p.Observe(msg("a", []byte(`{"t":2}`)))
+	p.Observe(msg("b", []byte{0xff, 0xfe, 0}))
+	p.Observe(msg("c", []byte("x"+long))) // 201 bytes: the 160th byte splits a rune
+	v := p.View(t0, 0)
+	if len(v.Points) != 0 || len(v.Messages) != 3 {
+		t.Fatalf("view %+v", v)
+	}
+	a, b, c := v.Messages[0], v.Messages[1], v.Messages[2]
+	if a.Device != "a" || a.Count != 2 || a.Preview != `{"t":2}` || a.Bytes != 7 {
+		t.Errorf("a = %+v", a)
+	}
+	if b.Preview != "" || b.Bytes != 3 {
+		t.Errorf("binary body b = %+v, want no preview", b)
+	}
+	if !utf8.ValidString(c.Preview) || len(c.Preview) < previewBytes-utf8.UTFMax || len(c.Preview) > previewBytes || c.Bytes != 201 {
+		t.Errorf("c preview of %d bytes (valid %v), body %d", len(c.Preview), utf8.ValidString(c.Preview), c.Bytes)
 	}
 }

@@ -6,6 +6,7 @@
 const POLL_MS = 2000;
 const WINDOW_MS = 3600 * 1000;
 const series = new Map(); // "adapter/device/point" -> {view, samples: [[ms, v]]}
+let messages = []; // devices that send ready messages, with their newest one
 let resolutionMs = 10000;
 let since = 0;
 
@@ -127,6 +128,9 @@ function devicesOf(a) {
   for (const s of series.values()) {
     if (s.view.adapter === a.name && !out.has(s.view.device)) out.set(s.view.device, { state: null });
   }
+  for (const m of messages) {
+    if (m.adapter === a.name && !out.has(m.device)) out.set(m.device, { state: null });
+  }
   return out;
 }
 
@@ -182,6 +186,11 @@ function renderAdapters(st, now) {
       for (const s of series.values()) {
         if (s.view.adapter === a.name && s.view.device === name) dev.append(renderPoint(s));
       }
+      for (const m of messages) {
+        if (m.adapter !== a.name || m.device !== name) continue;
+        dev.append(el("div", { class: "muted", text: m.count + (m.count === 1 ? " message" : " messages") + ", newest " + ago(now, m.time) + ", " + bytes(m.bytes) }));
+        if (m.preview) dev.append(el("pre", { class: "preview", text: m.preview + (m.bytes > m.preview.length ? " …" : "") }));
+      }
       card.append(dev);
     }
     return card;
@@ -201,6 +210,7 @@ function renderCommands(st) {
 
 function mergePoints(pv) {
   resolutionMs = pv.resolution_seconds * 1000;
+  messages = pv.messages || [];
   document.getElementById("resolution").textContent = String(pv.resolution_seconds);
   const cut = Date.now() - WINDOW_MS;
   for (const v of pv.points) {
