@@ -66,3 +66,17 @@ func BenchmarkPointsFull(b *testing.B) {
 		runtime.KeepAlive(p)
 	}
 }
+
+// BenchmarkObserveMessage is the cost the page adds to each LAN publish,
+// from all cores at once (one lock for the store).
+func BenchmarkObserveMessage(b *testing.B) {
+	p := NewPoints(DefaultPlotResolution)
+	body := []byte(`{"temperature": 21.5, "humidity": 40, "pad": "` + string(make([]byte, 150)) + `"}`)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		r := edgegw.Reading{Adapter: "lan", Device: "dev", Time: time.Now(), Message: &edgegw.Message{Body: body}}
+		for pb.Next() {
+			p.Observe(r)
+		}
+	})
+}
