@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,9 +205,10 @@ hub: {host: localhost}`, "")
 	ballast := testpeer.FillTo(t, mnt, 8<<20) // below the 16 MiB reserve
 	r := waitReady(t, addr, ops.DiskFull, "", 60*time.Second)
 	t.Logf("not ready: %+v", r.Reasons)
-	if st := statusOf(t, addr); !st.Buffer.DiskFull || st.Buffer.AppendErrors == 0 {
-		t.Errorf("buffer while full: %+v", st.Buffer)
-	}
+	waitCond(t, 30*time.Second, "refused appends counted", func() (bool, string) {
+		st := statusOf(t, addr)
+		return st.Buffer.DiskFull && st.Buffer.AppendErrors > 0, fmt.Sprintf("%+v", st.Buffer)
+	})
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +281,8 @@ func TestReadyzDeadModbusSlave(t *testing.T) {
 	// one holds all of it, then lint the metrics of that snapshot.
 	waitCond(t, 30*time.Second, "an exception counted, a request timed, the command recorded", func() (bool, string) {
 		st := statusOf(t, addr)
-		if len(st.Identities) != 1 || !st.Identities[0].Connected || len(st.Commands.Recent) == 0 {
+		method := slices.ContainsFunc(st.Commands.Recent, func(c ops.CommandRecord) bool { return c.Kind == "method" && c.Name == "start" })
+		if len(st.Identities) != 1 || !st.Identities[0].Connected || !method {
 			return false, fmt.Sprintf("identities %+v, commands %+v", st.Identities, st.Commands)
 		}
 		for _, a := range st.Adapters {
@@ -303,7 +306,9 @@ func TestReadyzDeadModbusSlave(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if st := statusOf(t, addr); len(st.Commands.Recent) == 0 || st.Commands.Recent[0].Name != "start" || st.Commands.Recent[0].Status != 200 {
+	if st := statusOf(t, addr); !slices.ContainsFunc(st.Commands.Recent, func(c ops.CommandRecord) bool {
+		return c.Kind == "method" && c.Name == "start" && c.Status == 200
+	}) {
 		t.Errorf("recent commands: %+v", st.Commands.Recent)
 	}
 

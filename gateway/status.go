@@ -118,9 +118,9 @@ func bufferStatus(b *buffer.Stats) ops.Buffer {
 }
 
 // adapterStatus returns the counters of an adapter of a kind the gateway
-// knows.
+// knows; another kind is listed by name, as kind "other", without counters.
 func adapterStatus(name string, a any) ops.Adapter {
-	out := ops.Adapter{Name: name}
+	out := ops.Adapter{Name: name, Kind: "other"}
 	switch a := a.(type) {
 	case *lanmqtt.Adapter:
 		s := a.Stats()

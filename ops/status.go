@@ -74,7 +74,7 @@ type Buffer struct {
 // set.
 type Adapter struct {
 	Name      string     `json:"name"`
-	Kind      string     `json:"kind"` // lanmqtt, modbus, serial, simulator
+	Kind      string     `json:"kind"` // lanmqtt, modbus, serial, simulator (other: no counters yet)
 	LAN       *LAN       `json:"lanmqtt,omitempty"`
 	Modbus    *Modbus    `json:"modbus,omitempty"`
 	Serial    *Serial    `json:"serial,omitempty"`
