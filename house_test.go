@@ -35,7 +35,8 @@ var allowed = map[string][]string{
 	"southbound/tty":    {"."},
 	"internal/testpeer": {".", "southbound"},
 	"configs":           {},
-	"gateway": {".", "buffer", "identity", "mapping", "northbound", "hubsim", "configs",
+	"ops":               {"."},
+	"gateway": {".", "buffer", "identity", "mapping", "northbound", "hubsim", "configs", "ops",
 		"southbound", "southbound/lanmqtt", "southbound/modbus", "southbound/serial", "southbound/simulator"},
 }
 

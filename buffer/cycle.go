@@ -255,6 +255,7 @@ func (q *Queue) apply(c *cycle) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.counters.commits++
+	appended := false
 	for _, s := range c.order {
 		p := c.pend[s]
 		q.total += p.m.size() - s.m.size()
@@ -268,6 +269,7 @@ func (q *Queue) apply(c *cycle) {
 		}
 		if p.appended > 0 {
 			q.counters.appended += p.appended
+			appended = true
 			close(s.notify)
 			s.notify = make(chan struct{})
 			if s.waiter != nil {
@@ -275,6 +277,9 @@ func (q *Queue) apply(c *cycle) {
 				s.waiter = nil
 			}
 		}
+	}
+	if appended {
+		q.counters.appendCommits++
 	}
 	q.drops.flush(q.log, false)
 	q.counters.deletedSinceCheck += c.deletedSize

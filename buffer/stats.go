@@ -13,6 +13,7 @@ type counters struct {
 	appended          uint64 // records
 	appendErrors      uint64 // failed Append calls
 	commits           uint64 // transactions committed (each one fsync)
+	appendCommits     uint64 // of them, those that appended records
 	drops             [numReasons]uint64
 	flattens          uint64
 	diskFull          bool
@@ -21,18 +22,19 @@ type counters struct {
 
 // Stats is a snapshot for operations. Counters count since Open.
 type Stats struct {
-	Streams      []StreamStats     // by name; streams that never held a record are left out
-	Records      int64             // stored records
-	Bytes        int64             // stored bytes, as counted against MaxBytes
-	MaxBytes     int64             // the limit
-	DiskBytes    int64             // allocated size of the directory (du); -1 if unknown
-	DiskFree     int64             // free bytes on its filesystem; -1 if unknown
-	DiskFull     bool              // appends are refused for lack of space
-	Appended     uint64            // records appended
-	Commits      uint64            // transactions committed, each one fsync; Appended/Commits is the group-commit factor
-	AppendErrors uint64            // Append calls that failed (disk full, I/O, ctx, too large)
-	Drops        map[string]uint64 // records dropped, by reason (DropExpired, ...)
-	Compactions  uint64            // flattens run to reclaim space
+	Streams       []StreamStats     // by name; streams that never held a record are left out
+	Records       int64             // stored records
+	Bytes         int64             // stored bytes, as counted against MaxBytes
+	MaxBytes      int64             // the limit
+	DiskBytes     int64             // allocated size of the directory (du); -1 if unknown
+	DiskFree      int64             // free bytes on its filesystem; -1 if unknown
+	DiskFull      bool              // appends are refused for lack of space
+	Appended      uint64            // records appended
+	Commits       uint64            // transactions committed, each one fsync (appends, acks, drops)
+	AppendCommits uint64            // of Commits, those that appended; Appended/AppendCommits is the group-commit factor
+	AppendErrors  uint64            // Append calls that failed (disk full, I/O, ctx, too large)
+	Drops         map[string]uint64 // records dropped, by reason (DropExpired, ...)
+	Compactions   uint64            // flattens run to reclaim space
 }
 
 // StreamStats describes one stream.
@@ -82,6 +84,7 @@ func (q *Queue) Stats() Stats {
 	st.DiskFull = q.counters.diskFull
 	st.Appended = q.counters.appended
 	st.Commits = q.counters.commits
+	st.AppendCommits = q.counters.appendCommits
 	st.AppendErrors = q.counters.appendErrors
 	st.Compactions = q.counters.flattens
 	for r, n := range q.counters.drops {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"reflect"
 	"slices"
@@ -178,6 +177,7 @@ func (c *Config) SetDefaults() {
 		c.Mapping.Identities = append(c.Mapping.Identities, edgegw.DeviceID(id.ID))
 	}
 	c.Mapping.SetDefaults()
+	c.Status.SetDefaults()
 }
 
 // Validate checks every section and the references between them.
@@ -198,11 +198,7 @@ func (c *Config) Validate() error {
 	default:
 		add("log.format", fmt.Errorf("must be text or json (got %q)", c.Log.Format))
 	}
-	if c.Status.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Status.Listen); err != nil {
-			add("status.listen", fmt.Errorf("must be host:port (got %q)", c.Status.Listen))
-		}
-	}
+	add("status", c.Status.Validate())
 	add("memory", c.Memory.Validate())
 	add("buffer", c.Buffer.Validate())
 	add("hub", c.Hub.Validate())

@@ -203,23 +203,28 @@ func TestStatusEndpoint(t *testing.T) {
 	defer resp.Body.Close()
 	var st struct {
 		Identities []struct {
-			Identity  string
-			Connected bool
-		}
-		Buffer   struct{ Appended uint64 }
-		Adapters map[string]json.RawMessage
+			ID        string `json:"id"`
+			Connected bool   `json:"connected"`
+		} `json:"identities"`
+		Buffer struct {
+			Appended uint64 `json:"records_appended"`
+		} `json:"buffer"`
+		Adapters []struct {
+			Name string          `json:"name"`
+			LAN  json.RawMessage `json:"lanmqtt"`
+		} `json:"adapters"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Identities) != 1 || st.Identities[0].Identity != "sensor-1" || !st.Identities[0].Connected {
+	if len(st.Identities) != 1 || st.Identities[0].ID != "sensor-1" || !st.Identities[0].Connected {
 		t.Errorf("identities = %+v, want sensor-1 connected", st.Identities)
 	}
 	if st.Buffer.Appended < 1 {
 		t.Errorf("buffer appended = %d, want >= 1", st.Buffer.Appended)
 	}
-	if _, ok := st.Adapters["lan"]; !ok {
-		t.Errorf("no stats for adapter lan: %v", st.Adapters)
+	if len(st.Adapters) != 1 || st.Adapters[0].Name != "lan" || len(st.Adapters[0].LAN) == 0 {
+		t.Errorf("no stats for adapter lan: %+v", st.Adapters)
 	}
 	hz, err := http.Get("http://" + gw.StatusAddr() + "/healthz")
 	if err != nil || hz.StatusCode != 200 {

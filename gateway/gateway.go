@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/buffer"
@@ -16,6 +17,7 @@ import (
 	"github.com/edgegw/edgegw/identity"
 	"github.com/edgegw/edgegw/mapping"
 	"github.com/edgegw/edgegw/northbound"
+	"github.com/edgegw/edgegw/ops"
 	"github.com/edgegw/edgegw/southbound"
 )
 
@@ -33,8 +35,11 @@ type Gateway struct {
 	twins      *twinStore
 	statusAddr string
 	notifier   notifier
-	live       *live      // what a reload changes, while Run runs (reload.go)
-	reloadMu   sync.Mutex // one reload at a time; held by Run while it stops
+	live       *live          // what a reload changes, while Run runs (reload.go)
+	reloadMu   sync.Mutex     // one reload at a time; held by Run while it stops
+	start      time.Time      // when Run began
+	points     *ops.Points    // latest values and plots, for the page
+	commands   ops.CommandLog // command outcomes, for /status and /metrics
 }
 
 type namedAdapter struct {
@@ -47,7 +52,7 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: *cfg, log: log, ready: make(chan struct{})}
+	g := &Gateway{cfg: *cfg, log: log, ready: make(chan struct{}), points: ops.NewPoints(cfg.Status.PlotResolution)}
 	for _, s := range cfg.Southbound {
 		a, err := newAdapter(s, log) // reload.go
 		if err != nil {
@@ -86,6 +91,9 @@ func (g *Gateway) Adapter(name string) southbound.Adapter {
 func (g *Gateway) Run(ctx context.Context) error {
 	cfg := g.cfg
 	cfg.Identities = slices.Clone(cfg.Identities) // startHub fills in keys; g.cfg stays as the file says
+	g.mu.Lock()
+	g.start = time.Now().UTC()
+	g.mu.Unlock()
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	if cfg.Hubsim != nil && cfg.Hubsim.Enabled {
@@ -116,7 +124,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	twins := newTwinStore(filepath.Join(cfg.StateDir, "twins"), g.log.With("room", "twins"))
-	down := &downlink{mapper: mapper, queue: q, executors: executors, relayers: relayers, twins: twins, log: g.log}
+	down := &downlink{mapper: mapper, queue: q, executors: executors, relayers: relayers, twins: twins, log: g.log, commands: &g.commands}
 	pool, err := northbound.New(cfg.Hub, cfg.Identities, q, down, g.log.With("room", "northbound"))
 	if err != nil { // a key, certificate or CA file named in the config is unusable
 		return &ConfigError{File: cfg.File, Err: hubError(err)}
@@ -155,7 +163,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			failed <- fmt.Errorf("northbound: %w", err)
 		}
 	})
-	up := &uplink{mapper: mapper, queue: q, log: g.log, twinStore: twins}
+	up := &uplink{mapper: mapper, queue: q, log: g.log, twinStore: twins, points: g.points}
 	lv := &live{mapper: mapper, pool: pool, down: down, up: up, ctx: sbCtx, wg: &sbWG, running: map[string]*runningAdapter{}}
 	for _, a := range g.adapters {
 		lv.start(a, func(err error) { failed <- fmt.Errorf("southbound %s: %w", a.name, err) })
@@ -177,7 +185,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	if runErr == nil && ctx.Err() == nil && cfg.Status.Listen != "" {
-		stopStatus, err := g.serveStatus(ctx, cfg.Status.Listen, g.log)
+		stopStatus, err := g.serveStatus(ctx)
 		if err != nil {
 			runErr = err
 		} else {

@@ -242,7 +242,7 @@ func TestReloadAppliesTheDifference(t *testing.T) {
 		t.Errorf("sensor-1 reconnected to the hub: before %+v, after %+v", hubBefore, hubAfter)
 	}
 	for _, st := range gw.Status().Identities {
-		switch st.Identity {
+		switch st.ID {
 		case "sensor-1":
 			if st.Reconnects != 0 {
 				t.Errorf("sensor-1: %d reconnects", st.Reconnects)
@@ -254,7 +254,10 @@ func TestReloadAppliesTheDifference(t *testing.T) {
 
 	// The removed identity's messages are still in the queue.
 	depth := int64(-1)
-	for _, st := range gw.Status().Buffer.Streams {
+	gw.mu.Lock()
+	q := gw.queue
+	gw.mu.Unlock()
+	for _, st := range q.Stats().Streams {
 		if st.Stream == "old-1" {
 			depth = st.Depth
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/mapping"
 	"github.com/edgegw/edgegw/northbound"
+	"github.com/edgegw/edgegw/ops"
 	"github.com/edgegw/edgegw/southbound"
 	"github.com/edgegw/edgegw/southbound/modbus"
 )
@@ -22,7 +23,8 @@ type uplink struct {
 	mapper     *mapping.Mapper
 	queue      *buffer.Queue
 	log        *slog.Logger
-	*twinStore // relayed identities' twins (southbound.Twins)
+	*twinStore             // relayed identities' twins (southbound.Twins)
+	points     *ops.Points // latest values for the page; nil for none
 }
 
 var (
@@ -34,6 +36,9 @@ var (
 // rule routes, and messages too large for the hub, are rejected: retrying
 // cannot help.
 func (u *uplink) Submit(ctx context.Context, r edgegw.Reading) error {
+	if u.points != nil {
+		u.points.Observe(r)
+	}
 	entries, err := u.entries(r)
 	if err != nil || len(entries) == 0 {
 		return err
@@ -53,6 +58,9 @@ func (u *uplink) Start(ctx context.Context, r edgegw.Reading, done chan error) {
 	if r.Message == nil {
 		done <- u.Submit(ctx, r)
 		return
+	}
+	if u.points != nil {
+		u.points.Observe(r)
 	}
 	entries, err := u.entries(r)
 	if err != nil || len(entries) == 0 {
@@ -105,6 +113,7 @@ type downlink struct {
 	mu        sync.RWMutex                   // a reload adds and removes adapters (reload.go)
 	executors map[string]southbound.Executor // by adapter name
 	relayers  []southbound.Relayer
+	commands  *ops.CommandLog // outcomes; nil for none
 }
 
 var (
@@ -112,7 +121,14 @@ var (
 	_ northbound.TwinObserver = (*downlink)(nil)
 )
 
-func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
+func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) (res edgegw.Result) {
+	if d.commands != nil {
+		start := time.Now()
+		defer func() {
+			d.commands.Record(ops.CommandRecord{Time: start.UTC(), Identity: string(cmd.Identity), Kind: cmd.Kind.String(),
+				Name: commandName(&cmd), Status: res.Status, Seconds: time.Since(start).Seconds()})
+		}()
+	}
 	if r := d.relayer(cmd.Identity); r != nil {
 		if cmd.Kind == edgegw.Desired {
 			d.twins.Desired(cmd.Identity, cmd.Payload, cmd.Version, cmd.Full)
@@ -186,6 +202,19 @@ func (d *downlink) relayer(identity edgegw.DeviceID) southbound.Relayer {
 		}
 	}
 	return nil
+}
+
+// commandName names a command for the page's list: a method's name; for
+// desired properties their version, and whether it is the whole desired
+// section read after a connect (which nobody at the hub sent) or a patch.
+func commandName(cmd *edgegw.Command) string {
+	switch {
+	case cmd.Kind == edgegw.Desired && cmd.Full:
+		return fmt.Sprintf("version %d, read after connect", cmd.Version)
+	case cmd.Kind == edgegw.Desired:
+		return fmt.Sprintf("version %d, patch", cmd.Version)
+	}
+	return cmd.Name
 }
 
 // errorBody is a result payload {"error": "..."}.

@@ -173,15 +173,21 @@ func sbsStartEdgegw(b *testing.B, bin, cfg string) *edgegwProc {
 	}
 }
 
-// edgegwCounters are the parts of GET /status the benchmarks report. The
-// status carries Go field names; a field missing decodes as zero.
+// edgegwCounters are the parts of GET /status the benchmarks report (its
+// schema is in the README).
 type edgegwCounters struct {
 	Buffer struct {
-		Records, Appended, Commits, AppendErrors int64
-		Drops                                    map[string]uint64
+		Records      int64             `json:"records"`
+		Appended     int64             `json:"records_appended"`
+		Commits      int64             `json:"commits"`
+		AppendErrors int64             `json:"append_errors"`
+		Drops        map[string]uint64 `json:"drops"`
 	}
 	LAN struct {
-		Received, Stored, Rejected, Failed, ConnErrors uint64
+		Received   uint64            `json:"publishes_received"`
+		Stored     uint64            `json:"publishes_stored"`
+		Refused    map[string]uint64 `json:"publishes_refused"`
+		ConnErrors uint64            `json:"connection_errors"`
 	}
 }
 
@@ -195,15 +201,22 @@ func (p *edgegwProc) counters(b *testing.B) edgegwCounters {
 	}
 	defer resp.Body.Close()
 	var st struct {
-		Buffer   json.RawMessage
-		Adapters map[string]json.RawMessage
+		Buffer   json.RawMessage `json:"buffer"`
+		Adapters []struct {
+			Name string          `json:"name"`
+			LAN  json.RawMessage `json:"lanmqtt"`
+		} `json:"adapters"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		b.Fatalf("edgegw status: %v", err)
 	}
 	var c edgegwCounters
 	_ = json.Unmarshal(st.Buffer, &c.Buffer)
-	_ = json.Unmarshal(st.Adapters["lan"], &c.LAN)
+	for _, a := range st.Adapters {
+		if a.Name == "lan" {
+			_ = json.Unmarshal(a.LAN, &c.LAN)
+		}
+	}
 	return c
 }
 
@@ -212,9 +225,9 @@ func (c edgegwCounters) String() string {
 	if c.Buffer.Commits > 0 {
 		per = float64(c.Buffer.Appended) / float64(c.Buffer.Commits)
 	}
-	return fmt.Sprintf("LAN received %d, stored %d, rejected %d, failed %d, connections ended by an error %d; "+
+	return fmt.Sprintf("LAN received %d, stored %d, refused %v, connections ended by an error %d; "+
 		"queue appended %d in %d commits (%.1f a commit), %d queued, %d append errors, drops %v",
-		c.LAN.Received, c.LAN.Stored, c.LAN.Rejected, c.LAN.Failed, c.LAN.ConnErrors,
+		c.LAN.Received, c.LAN.Stored, c.LAN.Refused, c.LAN.ConnErrors,
 		c.Buffer.Appended, c.Buffer.Commits, per, c.Buffer.Records, c.Buffer.AppendErrors, c.Buffer.Drops)
 }
 

@@ -2,112 +2,196 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
-	"sync"
+	"maps"
+	"strconv"
 	"time"
 
 	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/northbound"
+	"github.com/edgegw/edgegw/ops"
 	"github.com/edgegw/edgegw/southbound/lanmqtt"
 	"github.com/edgegw/edgegw/southbound/modbus"
 	"github.com/edgegw/edgegw/southbound/serial"
 	"github.com/edgegw/edgegw/southbound/simulator"
 )
 
-// StatusConfig enables a small read-only HTTP endpoint for operations:
-// GET /status (JSON: every identity's connection state, the queue's depth
-// and drops, each adapter's counters) and GET /healthz (200 once running).
-type StatusConfig struct {
-	Listen string `yaml:"listen"` // e.g. 127.0.0.1:9470; empty = off
-}
+// StatusConfig is the status listener's section (status:): the page at /,
+// GET /status, /metrics, /healthz, /readyz and, if enabled, pprof.
+type StatusConfig = ops.Config
 
-// Status is what GET /status returns.
-type Status struct {
-	Time       time.Time           `json:"time"`
-	Identities []northbound.Status `json:"identities"`
-	Buffer     buffer.Stats        `json:"buffer"`
-	Adapters   map[string]any      `json:"adapters"`
-}
-
-// Status returns a snapshot of every room's state for operations. It is
-// valid once Ready is closed.
-func (g *Gateway) Status() Status {
+// Status returns a snapshot of every room's state for operations, in the
+// documented schema of GET /status, with its readiness. It is valid once
+// Ready is closed.
+func (g *Gateway) Status() ops.Status {
+	st := g.snapshot()
 	g.mu.Lock()
-	pool, q, adapters := g.pool, g.queue, g.adapters
+	stallAfter := g.cfg.Status.StallAfter // a reload rewrites g.cfg (the status section stays)
 	g.mu.Unlock()
-	st := Status{Time: time.Now().UTC(), Adapters: map[string]any{}}
-	if pool != nil {
-		st.Identities = pool.Status()
-	}
-	if q != nil {
-		st.Buffer = q.Stats()
-	}
-	for _, a := range adapters {
-		if s, ok := statsOf(a.Adapter); ok {
-			st.Adapters[a.name] = s
-		}
+	select {
+	case <-g.ready:
+		st.Ready = ops.Evaluate(&st, stallAfter)
+	default:
+		st.Ready = ops.Readiness{Reasons: []ops.Reason{{Kind: ops.NotStarted, Detail: "the gateway is starting"}}}
 	}
 	return st
 }
 
-// statsOf returns the counters of an adapter of a kind the gateway knows.
-func statsOf(a any) (any, bool) {
-	switch a := a.(type) {
-	case *lanmqtt.Adapter:
-		return a.Stats(), true
-	case *modbus.Adapter:
-		return a.Stats(), true
-	case *serial.Adapter:
-		return a.Stats(), true
-	case *simulator.Simulator:
-		return a.Stats(), true
+// snapshot collects the rooms' counters into the status schema, without
+// the readiness.
+func (g *Gateway) snapshot() ops.Status {
+	g.mu.Lock()
+	pool, q, start, adapters := g.pool, g.queue, g.start, g.adapters
+	g.mu.Unlock()
+	now := time.Now().UTC()
+	st := ops.Status{Time: now, StartTime: start, UptimeSeconds: now.Sub(start).Seconds(),
+		Identities: []ops.Identity{}, Adapters: []ops.Adapter{}, Commands: g.commands.Snapshot()}
+	if start.IsZero() {
+		st.UptimeSeconds = 0
 	}
-	return nil, false
+	streams := map[string]*buffer.StreamStats{}
+	if q != nil {
+		bs := q.Stats()
+		st.Buffer = bufferStatus(&bs)
+		for i := range bs.Streams {
+			streams[bs.Streams[i].Stream] = &bs.Streams[i]
+		}
+	}
+	if pool != nil {
+		for _, s := range pool.Status() {
+			st.Identities = append(st.Identities, identityStatus(&s, streams[string(s.Identity)], now))
+		}
+	}
+	for _, a := range adapters {
+		st.Adapters = append(st.Adapters, adapterStatus(a.name, a.Adapter))
+	}
+	return st
 }
 
-// serveStatus runs the status endpoint until ctx ends.
-func (g *Gateway) serveStatus(ctx context.Context, addr string, log *slog.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("status endpoint: %w", err)
+// timePtr is &t, or nil for the zero time: absent, not 0001-01-01.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(g.Status())
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-g.ready:
-			fmt.Fprintln(w, "ok")
-		default:
-			http.Error(w, "starting", http.StatusServiceUnavailable)
+	t = t.UTC()
+	return &t
+}
+
+func identityStatus(s *northbound.Status, ss *buffer.StreamStats, now time.Time) ops.Identity {
+	id := ops.Identity{
+		ID:                 string(s.Identity),
+		Connected:          s.Connected,
+		ConnectedSince:     timePtr(s.ConnectedSince),
+		InFlight:           s.InFlight,
+		LastAck:            timePtr(s.LastPUBACK),
+		Sent:               s.Sent,
+		Resent:             s.Resent,
+		Acknowledged:       s.Acknowledged,
+		Undeliverable:      s.Dropped,
+		CommandsReceived:   s.Commands,
+		CommandsThrottled:  s.Throttled,
+		Reconnects:         s.Reconnects,
+		ReconnectsByReason: s.ReconnectsBy,
+		TokenRenewals:      s.Renewals,
+		TokenExpiry:        timePtr(s.TokenExpiry),
+	}
+	if s.LastError != "" {
+		id.LastError = &ops.LastError{Message: s.LastError, Time: s.LastErrorTime.UTC(), Cleared: timePtr(s.LastErrorCleared)}
+	}
+	if ss != nil {
+		id.Queued, id.QueuedBytes, id.BufferDrops = ss.Depth, ss.Bytes, maps.Clone(ss.Drops)
+		if ss.Depth > 0 && !ss.Oldest.IsZero() {
+			id.OldestQueued = timePtr(ss.Oldest)
+			age := max(0, now.Sub(ss.Oldest).Seconds())
+			id.OldestAgeSeconds = &age
 		}
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("status endpoint stopped", "err", err)
+	}
+	return id
+}
+
+func bufferStatus(b *buffer.Stats) ops.Buffer {
+	out := ops.Buffer{Records: b.Records, StoredBytes: b.Bytes, MaxBytes: b.MaxBytes, DiskFull: b.DiskFull,
+		Appended: b.Appended, Commits: b.Commits, AppendCommits: b.AppendCommits, AppendErrors: b.AppendErrors, Drops: b.Drops, Compactions: b.Compactions}
+	if b.DiskBytes >= 0 {
+		out.DiskUsageBytes = &b.DiskBytes
+	}
+	if b.DiskFree >= 0 {
+		out.DiskFreeBytes = &b.DiskFree
+	}
+	return out
+}
+
+// adapterStatus returns the counters of an adapter of a kind the gateway
+// knows; another kind is listed by name, as kind "other", without counters.
+func adapterStatus(name string, a any) ops.Adapter {
+	out := ops.Adapter{Name: name, Kind: "other"}
+	switch a := a.(type) {
+	case *lanmqtt.Adapter:
+		s := a.Stats()
+		out.Kind = "lanmqtt"
+		out.LAN = &ops.LAN{Clients: s.Clients, Connects: s.Connects, AuthFailures: s.AuthFailures, ACLDenials: s.ACLDenied,
+			PublishesReceived: s.Received, PublishesStored: s.Stored,
+			PublishesRefused: map[string]uint64{"too_large": s.RejectedTooLarge, "bad_property_bag": s.RejectedBadBag,
+				"unroutable": s.RejectedUnroutable, "not_stored": s.Failed},
+			ClosedOnRefusal: s.RefusedClosed, ConnectionErrors: s.ConnErrors, SubscriberDrops: s.Dropped, CommandsPublished: s.Published}
+	case *modbus.Adapter:
+		out.Kind = "modbus"
+		out.Modbus = modbusStatus(a.Stats())
+	case *serial.Adapter:
+		s := a.Stats()
+		out.Kind = "serial"
+		out.Serial = &ops.Serial{Open: s.Open, Lines: s.Lines, Garbage: s.Garbage, Overlong: s.Overlong, Readings: s.Readings,
+			BadValues: s.BadValues, Refused: s.Failed, Reopens: s.Reopens, OpenFailures: s.OpenFails, Writes: s.Writes}
+	case *simulator.Simulator:
+		s := a.Stats()
+		out.Kind = "simulator"
+		out.Simulator = &ops.Simulator{Readings: s.Submitted, Refused: s.Failed}
+	}
+	return out
+}
+
+var modbusBounds = func() []float64 {
+	out := make([]float64, len(modbus.LatencyBounds))
+	for i, b := range modbus.LatencyBounds {
+		out[i] = b.Seconds()
+	}
+	return out
+}()
+
+func modbusStatus(s modbus.Stats) *ops.Modbus {
+	out := &ops.Modbus{Bus: s.Bus, Connected: s.Connected, Connects: s.Connects, ConnectErrors: s.ConnectErrs,
+		Disconnects: s.Disconnects, Devices: make([]ops.ModbusDevice, 0, len(s.Devices))}
+	for _, d := range s.Devices {
+		e := d.Errors
+		md := ops.ModbusDevice{Name: d.Name, Unit: d.Unit, State: d.State, Polls: d.Polls, Requests: d.Requests,
+			Readings: d.Readings, SubmitErrors: d.SubmitErrors, Dropped: d.Dropped, Writes: d.Writes, WriteErrors: d.WriteErrors,
+			Errors: map[string]uint64{"timeout": e.Timeout, "crc": e.CRC, "short": e.Short, "wrong_unit": e.WrongUnit,
+				"protocol": e.Protocol, "link": e.Link, "verify": e.Verify, "other": e.Other},
+			Exceptions:  map[string]uint64{},
+			Latency:     ops.NewHistogram(modbusBounds, d.Latency.Counts[:], d.Latency.Sum.Seconds()),
+			NextAttempt: timePtr(d.NextAttempt),
 		}
-	})
-	log.Info("status endpoint listening", "addr", ln.Addr().String())
+		for code, n := range e.Exceptions {
+			md.Exceptions[strconv.Itoa(int(code))] = n
+		}
+		if d.LastError != "" {
+			md.LastError = &ops.LastError{Message: d.LastError, Time: d.LastErrorTime.UTC(), Cleared: timePtr(d.LastErrorClear)}
+		}
+		out.Devices = append(out.Devices, md)
+	}
+	return out
+}
+
+// serveStatus starts the status listener; the returned func stops it.
+func (g *Gateway) serveStatus(ctx context.Context) (func(), error) {
+	srv := ops.NewServer(g.cfg.Status, g.snapshot, g.ready, g.points, g.log.With("room", "status"))
+	addr, stop, err := srv.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
 	g.mu.Lock()
-	g.statusAddr = ln.Addr().String()
+	g.statusAddr = addr
 	g.mu.Unlock()
-	return func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		wg.Wait()
-	}, nil
+	return stop, nil
 }
 
 // StatusAddr returns the status endpoint's address, or "" when it is off.

@@ -19,6 +19,9 @@ import (
 // (CONNACK 4 or 5: bad key, expired token, unknown or disabled device).
 var ErrRefused = errors.New("hub refused the credentials")
 
+// errLost ends a session whose connection broke or was closed by the hub.
+var errLost = errors.New("connection lost")
+
 // link is one identity: its supervisor, its state, and the commands it
 // runs. Its worker (worker.go) owns connecting and draining and runs only
 // while there is work; see session for the other goroutines.
@@ -43,6 +46,8 @@ type link struct {
 	rid       atomic.Uint64 // request id counter
 	secondary atomic.Bool   // sign with the secondary key
 	connects  int           // successful connects, owned by the worker
+	lastEnd   string        // why the last session ended (a Reconnect* reason), owned by the worker
+	highSent  uint64        // highest sequence ever published, owned by the worker
 	failures  int           // consecutive failures, owned by the worker
 
 	// The worker (worker.go).
@@ -94,7 +99,7 @@ func newLink(p *Pool, id *identity.Identity) *link {
 func (l *link) failed(err error, fails int) {
 	l.failures = fails
 	now := time.Now()
-	l.st.update(func(s *Status) { s.LastError, s.LastErrorTime = err.Error(), now })
+	l.st.update(func(s *Status) { s.LastError, s.LastErrorTime, s.LastErrorCleared = err.Error(), now, time.Time{} })
 	if errors.Is(err, ErrRefused) && l.id.Keys() > 1 {
 		l.secondary.Store(!l.secondary.Load()) // try the other key next time
 	}
@@ -178,7 +183,7 @@ func (l *link) connect(ctx context.Context) error {
 		PingTimeout:  min(cfg.AckTimeout, 10*time.Second),
 		WriteTimeout: cfg.AckTimeout,
 		OnMessage:    s.onMessage,
-		OnLost:       func(err error) { s.end(fmt.Errorf("connection lost: %w", err)) },
+		OnLost:       func(err error) { s.end(fmt.Errorf("%w: %w", errLost, err)) },
 	}
 	// Dial, handshake and SUBSCRIBE run on a goroutine of their own that
 	// ends with them: they grow a stack to tens of KiB, which the worker,
@@ -218,6 +223,13 @@ func (l *link) connect(ctx context.Context) error {
 		st.Connected, st.ConnectedSince, st.TokenExpiry = true, now, expiry
 		if l.connects > 1 {
 			st.Reconnects++
+			if st.ReconnectsBy == nil {
+				st.ReconnectsBy = map[string]uint64{}
+			}
+			st.ReconnectsBy[l.lastEnd]++
+		}
+		if st.LastError != "" && st.LastErrorCleared.IsZero() {
+			st.LastErrorCleared = now
 		}
 	})
 	if l.failures > 0 {

@@ -183,6 +183,7 @@ func (s *session) ackLoop() {
 		now := time.Now()
 		l.st.update(func(st *Status) {
 			st.InFlight -= landed
+			st.Acknowledged += uint64(landed)
 			st.Dropped += uint64(dropped)
 			st.LastPUBACK, st.Acked = now, done
 		})

@@ -106,10 +106,17 @@ func (s *session) send(items []item) {
 			fs[i].tok = b.toks[j]
 		}
 	}
-	sent := len(b.pubs)
+	sent, resent := len(b.pubs), 0
+	for _, i := range b.of {
+		if fs[i].last <= l.highSent {
+			resent++
+		} else {
+			l.highSent = fs[i].last
+		}
+	}
 	b.reset()
 	sendBufs.Put(b)
-	l.st.update(func(st *Status) { st.Sent += uint64(sent); st.InFlight += sent })
+	l.st.update(func(st *Status) { st.Sent += uint64(sent); st.Resent += uint64(resent); st.InFlight += sent })
 	for i := range fs {
 		s.queue <- &fs[i] // never blocks: a slot is held
 	}

@@ -2,7 +2,9 @@ package northbound
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -20,14 +22,47 @@ type Status struct {
 	InFlight       int       // sent, not yet acknowledged
 	Acked          uint64    // highest stream sequence acked to the buffer
 	Sent           uint64    // messages published (including re-sends)
+	Resent         uint64    // of Sent, messages published again after a reconnect
+	Acknowledged   uint64    // messages the hub acknowledged (or, for twin patches, answered)
 	Dropped        uint64    // undecodable or oversized messages skipped
 	Commands       uint64    // commands handed to the downlink
 	Throttled      uint64    // commands turned away: every command slot was taken (method calls answered 429)
 	Reconnects     uint64    // connections after the first (incl. renewals)
-	Renewals       uint64    // planned reconnects for a new SAS token
-	TokenExpiry    time.Time // expiry of the current SAS token
-	LastError      string    // "" until something failed
-	LastErrorTime  time.Time
+	// ReconnectsBy counts Reconnects by why the connection before ended:
+	// one of the Reconnect* reasons. Nil until the first reconnect.
+	ReconnectsBy  map[string]uint64
+	Renewals      uint64    // planned reconnects for a new SAS token
+	TokenExpiry   time.Time // expiry of the current SAS token
+	LastError     string    // "" until something failed
+	LastErrorTime time.Time
+	// LastErrorCleared is when a connection succeeded after LastError;
+	// zero while the error stands.
+	LastErrorCleared time.Time
+}
+
+// Reasons a connection ended, for Status.ReconnectsBy. The set is closed,
+// so a label of these values stays small.
+const (
+	ReconnectRenewal    = "token_renewal"   // planned: a new SAS token
+	ReconnectRedelivery = "c2d_redelivery"  // planned: a C2D message is to come again
+	ReconnectAckTimeout = "ack_timeout"     // the hub stopped acknowledging
+	ReconnectLost       = "connection_lost" // the connection broke or the hub closed it
+	ReconnectOther      = "other"           // anything else (a failed subscribe, a refused token)
+)
+
+// endReason names why a session ended, one of the Reconnect* reasons.
+func endReason(err error) string {
+	switch {
+	case errors.Is(err, errRenew):
+		return ReconnectRenewal
+	case errors.Is(err, errRedeliver):
+		return ReconnectRedelivery
+	case errors.Is(err, errAckTimeout):
+		return ReconnectAckTimeout
+	case errors.Is(err, errLost):
+		return ReconnectLost
+	}
+	return ReconnectOther
 }
 
 // state is the mutable Status of one identity.
@@ -45,7 +80,9 @@ func (st *state) update(f func(s *Status)) {
 func (st *state) get() Status {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.s
+	s := st.s
+	s.ReconnectsBy = maps.Clone(s.ReconnectsBy)
+	return s
 }
 
 // Status returns every identity's state, in configuration order.

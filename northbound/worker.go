@@ -109,6 +109,7 @@ func (l *link) step() {
 			return
 		}
 		reason = s.finish(reason)
+		l.lastEnd = endReason(reason)
 		l.sess = nil
 		if l.retiring.Load() {
 			l.cancel(errRemoved)

@@ -2,6 +2,7 @@
 # Installs what the test suite needs and a fresh Debian machine lacks:
 # mosquitto (generic upstream broker) and mosquitto-clients, socat (pty pairs
 # for serial and Modbus RTU), gcc with libmodbus-dev (a third-party RTU slave),
+# chromium (the local page's tests), prometheus (its promtool lints /metrics),
 # and the official Azure IoT Node SDKs that check hubsim. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # and the libmodbus test slave compile against.
 dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
 dpkg -s libmodbus-dev >/dev/null 2>&1 || need+=(libmodbus-dev)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}"
   sudo=""
@@ -25,6 +28,10 @@ if [ ${#need[@]} -gt 0 ]; then
   # the quickstart's LAN broker listens; the tests start their own brokers.
   if printf '%s\n' "${need[@]}" | grep -qx mosquitto && command -v systemctl >/dev/null 2>&1; then
     $sudo systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
+  # Likewise the prometheus service (on :9090): only its promtool is wanted.
+  if printf '%s\n' "${need[@]}" | grep -qx prometheus && command -v systemctl >/dev/null 2>&1; then
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
 fi
 

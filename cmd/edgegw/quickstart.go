@@ -40,8 +40,8 @@ Publish as a LAN device (needs mosquitto-clients):
 Watch what reaches the hub (JSON lines, follows new messages):
   curl -sN --cacert %[3]s/hubsim/ca.pem '%[4]s'
 
-The gateway's own state (connections, queue depth, adapter counters):
-  curl -s http://%[5]s/status
+The gateway's own state (connections, queue, device values and plots):
+  open http://%[5]s/ in a browser, or curl -s http://%[5]s/status
 
 The queue is in %[3]s/queue. Stop with Ctrl-C (it drains in order).
 

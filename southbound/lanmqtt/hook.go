@@ -87,6 +87,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 	}
 	if reason == "" {
+		h.a.stats.connects.Add(1)
 		return true
 	}
 	h.a.stats.authFailures.Add(1)

@@ -13,6 +13,7 @@ import (
 // Stats are the adapter's counters since New.
 type Stats struct {
 	Clients  int64  // connected now
+	Connects uint64 // connects accepted (authenticated)
 	Received uint64 // intake publishes (IoT Hub surface or a topic rule)
 	Stored   uint64 // intake publishes Submit stored (acknowledged)
 	Rejected uint64 // refused for good: ErrRejected, too large, bad property bag
@@ -36,12 +37,13 @@ type Stats struct {
 
 type counters struct {
 	received, stored, rejected, failed, authFailures, aclDenied, connErrors, dropped, published atomic.Uint64
-	rejectedTooLarge, rejectedBadBag, rejectedUnroutable, refusedClosed, relayed                atomic.Uint64
+	rejectedTooLarge, rejectedBadBag, rejectedUnroutable, refusedClosed, relayed, connects      atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
 func (a *Adapter) Stats() Stats {
 	s := Stats{
+		Connects:           a.stats.connects.Load(),
 		Received:           a.stats.received.Load(),
 		Stored:             a.stats.stored.Load(),
 		Rejected:           a.stats.rejected.Load(),

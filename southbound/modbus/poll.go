@@ -106,7 +106,13 @@ func (b *bus) schedule(d *device, due time.Time, ok bool) {
 		if d.next.Before(now) {
 			d.next = now
 		}
-		b.a.st.device(d.idx, func(s *DeviceStats) { s.State = "up"; s.NextAttempt = time.Time{} })
+		b.a.st.device(d.idx, func(s *DeviceStats) {
+			s.State = "up"
+			s.NextAttempt = time.Time{}
+			if s.LastError != "" && s.LastErrorClear.IsZero() {
+				s.LastErrorClear = now
+			}
+		})
 		return
 	}
 	d.fails++
@@ -122,9 +128,9 @@ func (b *bus) schedule(d *device, due time.Time, ok bool) {
 // read sends one read request to d.
 func (b *bus) read(d *device, r *request) ([]byte, error) {
 	b.pk.SetSlave(d.unit)
-	b.a.st.device(d.idx, func(s *DeviceStats) { s.Requests++ })
 	var data []byte
 	var err error
+	start := time.Now()
 	switch r.table {
 	case tableCoil:
 		data, err = b.cl.ReadCoils(r.addr, r.count)
@@ -135,6 +141,8 @@ func (b *bus) read(d *device, r *request) ([]byte, error) {
 	case tableHolding:
 		data, err = b.cl.ReadHoldingRegisters(r.addr, r.count)
 	}
+	took := time.Since(start)
+	b.a.st.device(d.idx, func(s *DeviceStats) { s.Requests++; s.Latency.observe(took) })
 	if err != nil {
 		return nil, fmt.Errorf("read %s %d+%d: %w", r.table, r.addr, r.count, fromClient(err))
 	}

@@ -32,9 +32,36 @@ type DeviceStats struct {
 	Writes          uint64 // successful writes
 	WriteErrors     uint64
 	Errors          ErrorCounts
+	Latency         Latency // round trips of answered and failed requests
 	LastError       string
 	LastErrorTime   time.Time
+	LastErrorClear  time.Time // when the device answered again after LastError; zero while it stands
 	NextAttempt     time.Time // when a device that is down is tried again
+}
+
+// LatencyBounds are the upper bounds of Latency's buckets: from a fast
+// TCP device on the LAN to an RTU bus at 9600 baud near its timeout.
+var LatencyBounds = [...]time.Duration{
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+}
+
+// Latency is a histogram of request round trips.
+type Latency struct {
+	// Counts[i] counts requests that took at most LatencyBounds[i] (and
+	// more than the bound before); the last one counts the slower rest.
+	Counts [len(LatencyBounds) + 1]uint64
+	Sum    time.Duration // of every request counted
+}
+
+func (l *Latency) observe(d time.Duration) {
+	i := 0
+	for i < len(LatencyBounds) && d > LatencyBounds[i] {
+		i++
+	}
+	l.Counts[i]++
+	l.Sum += d
 }
 
 // ErrorCounts counts failed requests by cause.
@@ -116,4 +143,5 @@ func (d *DeviceStats) countError(err error, now time.Time) {
 	}
 	d.LastError = err.Error()
 	d.LastErrorTime = now
+	d.LastErrorClear = time.Time{}
 }

@@ -50,8 +50,10 @@ func (b *bus) write(w *writeReq) {
 // request runs one client call for d with the bookkeeping of afterRequest.
 func (b *bus) request(d *device, what string, call func() ([]byte, error)) ([]byte, error) {
 	b.pk.SetSlave(d.unit)
-	b.a.st.device(d.idx, func(s *DeviceStats) { s.Requests++ })
+	start := time.Now()
 	data, err := call()
+	took := time.Since(start)
+	b.a.st.device(d.idx, func(s *DeviceStats) { s.Requests++; s.Latency.observe(took) })
 	if err != nil {
 		err = fmt.Errorf("%s: %w", what, fromClient(err))
 	}

@@ -38,9 +38,10 @@ type Adapter struct {
 	parser *parser
 
 	started atomic.Bool
-	mu      sync.Mutex // guards port
-	port    *os.File   // open port, nil while closed
-	wmu     sync.Mutex // serialises writes (polls and SendFrame)
+	open    atomic.Bool // the port is open
+	mu      sync.Mutex  // guards port
+	port    *os.File    // open port, nil while closed
+	wmu     sync.Mutex  // serialises writes (polls and SendFrame)
 
 	lines, readings, garbage, overlong, badValues, failed, reopens, openFailures, writes atomic.Uint64
 }
@@ -69,6 +70,7 @@ func New(name string, cfg Config, log *slog.Logger) (*Adapter, error) {
 
 // Stats are the adapter's counters.
 type Stats struct {
+	Open      bool   // the port is open now
 	Lines     uint64 // complete lines received (including garbage)
 	Readings  uint64 // readings the uplink accepted
 	Garbage   uint64 // lines no pattern matched, or without any parsable value
@@ -85,7 +87,7 @@ func (a *Adapter) Stats() Stats {
 	return Stats{
 		Lines: a.lines.Load(), Readings: a.readings.Load(), Garbage: a.garbage.Load(), Overlong: a.overlong.Load(),
 		BadValues: a.badValues.Load(), Failed: a.failed.Load(), Reopens: a.reopens.Load(), Writes: a.writes.Load(),
-		OpenFails: a.openFailures.Load(),
+		OpenFails: a.openFailures.Load(), Open: a.open.Load(),
 	}
 }
 
@@ -116,7 +118,9 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 			a.log.Info("serial: port open", "device", a.cfg.Device)
 		}
 		failures, delay = 0, minDelay
+		a.open.Store(true)
 		err = a.serve(ctx, f, up)
+		a.open.Store(false)
 		if ctx.Err() != nil {
 			break
 		}
