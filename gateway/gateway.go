@@ -136,8 +136,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// A relayed identity subscribes to direct methods and C2D at the hub
 	// only while its device does, as IoT Hub sees a device (methods get
 	// 404103; C2D messages wait in the hub's queue).
-	for _, id := range cfg.Identities {
-		if did := edgegw.DeviceID(id.ID); down.relayer(did) != nil {
+	for _, did := range cfg.Mapping.Identities {
+		if down.relayer(did) != nil {
 			pool.SetListening(did, edgegw.Method, false)
 			pool.SetListening(did, edgegw.C2D, false)
 		}
@@ -239,7 +239,7 @@ func (g *Gateway) startHub(ctx context.Context, cfg *Config) error {
 	}
 	for i := range cfg.Identities {
 		id := &cfg.Identities[i]
-		if id.Key != "" || id.KeyFile != "" || id.CertFile != "" {
+		if id.Key != "" || id.KeyFile != "" || id.CertFile != "" || id.DPS != nil {
 			continue
 		}
 		devID, modID, _ := strings.Cut(id.ID, "/")

@@ -204,3 +204,34 @@ func TestLoadFleetCertificates(t *testing.T) {
 		t.Fatalf("CN mismatch: %v", err)
 	}
 }
+
+// FuzzFleetConfig feeds fleet entries: validation never panics, and a
+// valid fleet stands for count distinct ids, each a valid device and
+// registration id.
+func FuzzFleetConfig(f *testing.F) {
+	f.Add("sensor-{n:04}", 3, 9998, "0ne00ABCDEF", "")
+	f.Add("{n}", 1, 0, "s", "/c/{id}.pem")
+	f.Add("a{n:9}b", 2, 1, "x", "")
+	f.Add("s{n", 2, 1, "x", "")
+	f.Fuzz(func(t *testing.T, id string, count, first int, scope, certFile string) {
+		count = count % 50 // keep each input cheap
+		c := Config{ID: id, Count: count, First: &first, DPS: &DPSConfig{IDScope: scope, GroupKey: testKey}}
+		if certFile != "" {
+			c.DPS.GroupKey, c.CertFile, c.CertKeyFile = "", certFile, certFile
+		}
+		if c.Validate() != nil {
+			return
+		}
+		ids := c.IDs()
+		if len(ids) != count {
+			t.Fatalf("%d ids for count %d", len(ids), count)
+		}
+		seen := map[string]bool{}
+		for _, s := range ids {
+			if seen[s] || validID(s) != nil || validRegistrationID(s) != nil {
+				t.Fatalf("id %q: duplicate or invalid", s)
+			}
+			seen[s] = true
+		}
+	})
+}

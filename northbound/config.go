@@ -260,13 +260,26 @@ func (t *Topics) validate() error {
 	return errors.Join(errs...)
 }
 
+// ValidateHost checks that Host is set unless DPS assigns the hub of every
+// identity in ids.
+func (c *Config) ValidateHost(ids []identity.Config) error {
+	if c.Host != "" {
+		return nil
+	}
+	for _, ic := range ids {
+		if ic.DPS == nil {
+			return edgegw.Errorf("host", "must be set (the hub's host name) unless DPS assigns every identity's hub (dps)")
+		}
+	}
+	return nil
+}
+
 // ValidateIdentities checks the identities against the profile: unique ids
 // (and registration ids), and credentials the profile can use; a fleet
 // entry is checked once, its ids each. Paths are "[i].field".
 func (c *Config) ValidateIdentities(ids []identity.Config) error {
 	var errs []error
 	seen, regs := map[string]int{}, map[string]int{}
-	needHost := false
 	for i := range ids {
 		ic := &ids[i]
 		path := fmt.Sprintf("[%d]", i)
@@ -295,10 +308,6 @@ func (c *Config) ValidateIdentities(ids []identity.Config) error {
 				regs[r] = i
 			}
 			continue
-		}
-		if c.Host == "" && !needHost { // said once, for the first such identity
-			needHost = true
-			errs = append(errs, edgegw.Errorf(path, "has no hub: set hub.host, or dps for DPS to assign one"))
 		}
 		if c.Profile == ProfileIoTHub {
 			switch {

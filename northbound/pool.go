@@ -50,7 +50,7 @@ func New(cfg Config, ids []identity.Config, q Queue, down Downlink, log *slog.Lo
 		return nil, errors.New("northbound: a queue and a downlink are required")
 	}
 	cfg.SetDefaults()
-	if err := errors.Join(cfg.Validate(), edgegw.PrefixErrors("identities", cfg.ValidateIdentities(ids))); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.ValidateHost(ids), edgegw.PrefixErrors("identities", cfg.ValidateIdentities(ids))); err != nil {
 		return nil, err
 	}
 	roots, err := loadRoots(&cfg)

@@ -131,7 +131,10 @@ func (l *link) hubFailed(err error) {
 
 // hubEndpoint returns the endpoint of an assigned hub, "host" or
 // "host:port" (the port defaults to the hub section's), made once per hub
-// and shared by the identities assigned to it.
+// and shared by the identities assigned to it, and the hub's name in
+// usernames and token audiences: the name as DPS gave it (a real hub's is a
+// host name; an emulator's may carry its port, as the Azure SDKs then send
+// it too).
 func (p *Pool) hubEndpoint(hub string) (*endpoint, string, error) {
 	host, port := hub, strconv.Itoa(p.cfg.Port)
 	if h, pt, err := net.SplitHostPort(hub); err == nil {
@@ -143,12 +146,12 @@ func (p *Pool) hubEndpoint(hub string) (*endpoint, string, error) {
 	p.hubsMu.Lock()
 	defer p.hubsMu.Unlock()
 	if ep := p.hubs[addr]; ep != nil {
-		return ep, host, nil
+		return ep, hub, nil
 	}
 	ep, err := makeEndpoint(&p.cfg, addr, p.roots)
 	if err != nil {
 		return nil, "", err
 	}
 	p.hubs[addr] = ep
-	return ep, host, nil
+	return ep, hub, nil
 }
