@@ -103,11 +103,21 @@ func (h *Hub) verifyDeviceSAS(dev Device, token string) (time.Time, error) {
 }
 
 // isHubHost reports whether host names this hub: HostName, HostName:port,
-// case-insensitively.
+// or an alias a DPS gave it, case-insensitively.
 func (h *Hub) isHubHost(host string) bool {
 	host = strings.ToLower(host)
 	name := strings.ToLower(h.HostName)
-	return host == name || strings.HasPrefix(host, name+":")
+	if host == name || strings.HasPrefix(host, name+":") {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, a := range h.aliases {
+		if strings.EqualFold(a, host) {
+			return true
+		}
+	}
+	return false
 }
 
 // verifyDeviceCert checks the TLS client certificate: by SHA-1 thumbprint

@@ -21,38 +21,86 @@ import (
 	"time"
 )
 
+// CA is a certificate authority: it signs server certificates (so that
+// several hubs and a DPS can share one trust anchor) and client
+// certificates. Create one with NewCA or LoadOrCreateCA.
+type CA struct {
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+	caPEM  []byte
+	pool   *x509.CertPool
+}
+
 // certs holds the hub's CA and server certificate.
 type certs struct {
-	caCert   *x509.Certificate
-	caKey    *ecdsa.PrivateKey
-	caPEM    []byte
-	pool     *x509.CertPool
+	*CA
 	serverTL tls.Certificate
 }
 
-// loadOrCreateCerts returns the CA and a server certificate covering names.
-// With a data dir it reuses ca.pem/ca.key and server.pem/server.key, creating
-// them on first start and re-issuing the server certificate when names change.
-func loadOrCreateCerts(dir string, names []string) (*certs, error) {
-	c := &certs{}
+// NewCA returns a new in-memory CA named cn.
+func NewCA(cn string) (*CA, error) {
+	certPEM, keyPEM, err := newCA(cn)
+	if err != nil {
+		return nil, err
+	}
+	c := &CA{}
+	return c, c.setCA(certPEM, keyPEM)
+}
+
+// LoadOrCreateCA loads ca.pem and ca.key from dir, creating them first if
+// they do not exist.
+func LoadOrCreateCA(dir string) (*CA, error) {
+	c := &CA{}
 	caFile, caKeyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	if err := c.loadCA(caFile, caKeyFile); err == nil {
+		return c, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	certPEM, keyPEM, err := newCA("hubsim CA")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := writeFiles(caFile, certPEM, caKeyFile, keyPEM); err != nil {
+		return nil, err
+	}
+	return c, c.setCA(certPEM, keyPEM)
+}
+
+// CertPEM returns the CA certificate in PEM.
+func (c *CA) CertPEM() []byte { return append([]byte(nil), c.caPEM...) }
+
+// Cert returns the CA certificate.
+func (c *CA) Cert() *x509.Certificate { return c.caCert }
+
+// Pool returns a pool holding the CA, for RootCAs.
+func (c *CA) Pool() *x509.CertPool { return c.pool.Clone() }
+
+// IssueClientCert returns a client certificate with CommonName cn signed by
+// the CA.
+func (c *CA) IssueClientCert(cn string) (certPEM, keyPEM []byte, err error) {
+	return c.issue(cn, nil, x509.ExtKeyUsageClientAuth)
+}
+
+// loadOrCreateCerts returns the CA (ca, or else the data dir's, created on
+// first start) and a server certificate covering names. With a data dir it
+// reuses server.pem/server.key, re-issuing the server certificate when
+// names change or another CA signs it.
+func loadOrCreateCerts(dir string, names []string, ca *CA) (*certs, error) {
+	c := &certs{CA: ca}
 	srvFile, srvKeyFile := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
-	if dir != "" {
-		if err := c.loadCA(caFile, caKeyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if c.CA == nil && dir != "" {
+		var err error
+		if c.CA, err = LoadOrCreateCA(dir); err != nil {
 			return nil, err
 		}
 	}
-	if c.caCert == nil {
-		certPEM, keyPEM, err := newCA("hubsim CA")
-		if err != nil {
-			return nil, err
-		}
-		if dir != "" {
-			if err := writeFiles(caFile, certPEM, caKeyFile, keyPEM); err != nil {
-				return nil, err
-			}
-		}
-		if err := c.setCA(certPEM, keyPEM); err != nil {
+	if c.CA == nil {
+		var err error
+		if c.CA, err = NewCA("hubsim CA"); err != nil {
 			return nil, err
 		}
 	}
@@ -75,7 +123,7 @@ func loadOrCreateCerts(dir string, names []string) (*certs, error) {
 	return c, err
 }
 
-func (c *certs) loadCA(certFile, keyFile string) error {
+func (c *CA) loadCA(certFile, keyFile string) error {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		return err
@@ -90,7 +138,7 @@ func (c *certs) loadCA(certFile, keyFile string) error {
 	return nil
 }
 
-func (c *certs) setCA(certPEM, keyPEM []byte) error {
+func (c *CA) setCA(certPEM, keyPEM []byte) error {
 	tc, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return err
@@ -105,7 +153,7 @@ func (c *certs) setCA(certPEM, keyPEM []byte) error {
 	return nil
 }
 
-func (c *certs) signed(leaf *x509.Certificate) bool {
+func (c *CA) signed(leaf *x509.Certificate) bool {
 	_, err := leaf.Verify(x509.VerifyOptions{Roots: c.pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	return err == nil
 }
@@ -145,7 +193,7 @@ func newCA(cn string) (certPEM, keyPEM []byte, err error) {
 }
 
 // issue signs a leaf certificate for cn with SANs names (IPs become IP SANs).
-func (c *certs) issue(cn string, names []string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte, err error) {
+func (c *CA) issue(cn string, names []string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err

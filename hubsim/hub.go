@@ -30,6 +30,7 @@ type Hub struct {
 	OnTelemetry func(Telemetry) // optional, called for each accepted telemetry message (must not block long)
 
 	CertNames     []string       // extra names (DNS or IP) for the server certificate
+	CA            *CA            // signs the server certificate; nil = DataDir's ca.pem (created on first start), or a new one
 	DeviceCAs     *x509.CertPool // CAs trusted for AuthCA devices, besides the hub's own CA
 	ClockSkew     time.Duration  // SAS expiry tolerance; 0 = 5 min; < 0 = none
 	SessionExpiry time.Duration  // how long CleanSession=0 sessions outlive their connection; 0 = 24 h
@@ -55,6 +56,7 @@ type Hub struct {
 	tele     []Telemetry            // recent telemetry, oldest first
 	teleSeq  uint64                 // sequence number of the next telemetry
 	policies map[string]*Policy
+	aliases  []string // other host names accepted (DPS assignedHub names)
 	dirty    bool
 	faults   faultState
 	stats    counters
@@ -157,7 +159,7 @@ func (h *Hub) start(ctx context.Context) error {
 			return fmt.Errorf("hubsim: %w", err)
 		}
 	}
-	c, err := loadOrCreateCerts(h.DataDir, certNames(h.HostName, h.CertNames))
+	c, err := loadOrCreateCerts(h.DataDir, certNames(h.HostName, h.CertNames), h.CA)
 	if err != nil {
 		return fmt.Errorf("hubsim: certificates: %w", err)
 	}

@@ -26,8 +26,11 @@ func NewSAS(resource, keyName, key string, expiry time.Time) (string, error) {
 }
 
 // NewKey returns a random base64 key of 32 bytes, as IoT Hub generates.
-func NewKey() string {
-	b := make([]byte, 32)
+func NewKey() string { return newKey(32) }
+
+// newKey returns a random base64 key of n bytes.
+func newKey(n int) string {
+	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
 }
