@@ -220,9 +220,8 @@ func hasRound(got []hubsim.Telemetry, round int) bool {
 // enrollment and no device key in its config registers through the DPS
 // emulator, lands on 3 hubs by even distribution, delivers telemetry and
 // a direct method through each identity's own hub; restarted while DPS is
-// down, it connects from its kept assignments; an identity whose device
-// is moved to another hub (deleted from its hub, enrollment pointed
-// elsewhere) registers again and follows.
+// down, it connects from its kept assignments; an identity that DPS moves
+// to another hub is refused by its old hub, registers again and follows.
 func TestDPSFleetEndToEnd(t *testing.T) {
 	const n = 200
 	w := newDPSWorld(t, 3)
@@ -282,22 +281,16 @@ func TestDPSFleetEndToEnd(t *testing.T) {
 	publishAll(t, gw, ids, 2)
 	w.waitDelivered(t, ids, 2)
 
-	// Move sensor-042: DPS is back, the group now allocates to another hub,
-	// and the device is deleted from its hub. The hub refuses the
-	// identity; the gateway registers again and follows.
+	// Move sensor-042 to another hub at DPS (its device and twin go along):
+	// the old hub refuses the identity; the gateway registers again and
+	// follows.
 	w.startDPS(t)
 	const moved = "sensor-042"
 	from := w.hubOf(moved)
 	to := (from + 1) % len(w.hubs)
-	if _, err := w.dps.PutEnrollment(hubsim.Enrollment{GroupID: "plant", AllocationPolicy: hubsim.AllocationStatic,
-		IoTHubs:     []string{w.dps.Hubs[to].Name},
-		Attestation: hubsim.Attestation{Type: hubsim.AttestationSymmetricKey, SymmetricKey: &hubsim.SymmetricKeyAttestation{PrimaryKey: dpsGroupKey}}}, ""); err != nil {
+	if err := w.dps.Move(moved, w.dps.Hubs[to].Name); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.hubs[from].DeleteDevice(moved, "", ""); err != nil {
-		t.Fatal(err)
-	}
-	w.hubs[from].Disconnect(moved, "")
 	end := time.Now().Add(60 * time.Second)
 	for w.hubOf(moved) != to || !statusOf(gw, moved).Connected || statusOf(gw, moved).Hub != w.dps.Hubs[to].Name {
 		if time.Now().After(end) {

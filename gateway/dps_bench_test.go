@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// BenchmarkDPSProvision provisions a fleet from one group enrollment
+// through hubsim's DPS onto 3 emulated hubs, everything on loopback in
+// this process: from the gateway's start until DPS has assigned every
+// identity, and until every identity is connected to its hub. It reports
+// the seconds for both, registrations per second, connections per second
+// (each identity makes two: DPS, then its hub) and the most DPS
+// connections open at once (the connect rate keeps it from a stampede).
+//
+// 500 identities by default; with EDGEGW_BENCH_LONG=1, 10,000 (make bench):
+//
+//	EDGEGW_BENCH_LONG=1 go test -run=NONE -bench=DPSProvision -benchtime=1x -timeout 30m ./gateway/
+//
+// EDGEGW_BENCH_CONNECT_RATE sets hub.connect_rate (default 1000 per second,
+// to find what the machine does; the gateway's default is 50).
+func BenchmarkDPSProvision(b *testing.B) {
+	n := 500
+	if os.Getenv("EDGEGW_BENCH_LONG") != "" {
+		n = 10000
+	}
+	rate := 1000
+	if v, err := strconv.Atoi(os.Getenv("EDGEGW_BENCH_CONNECT_RATE")); err == nil && v > 0 {
+		rate = v
+	}
+	for range b.N {
+		w := newDPSWorld(b, 3)
+		cfg := w.fleetConfig(b, b.TempDir(), n, rate)
+		start := time.Now()
+		gw, stop := runGateway(b, cfg)
+		peak := 0
+		var registered time.Duration
+		end := start.Add(20 * time.Minute)
+		for registered == 0 {
+			s := w.dps.Stats()
+			peak = max(peak, s.Connected)
+			if int(s.Assigned) >= n {
+				registered = time.Since(start)
+				break
+			}
+			if time.Now().After(end) {
+				b.Fatalf("%d of %d assigned after 20 min", s.Assigned, n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		waitConnected(b, gw, n, 20*time.Minute)
+		connected := time.Since(start)
+		b.StopTimer()
+		stop()
+		b.StartTimer()
+		b.ReportMetric(float64(n), "identities")
+		b.ReportMetric(registered.Seconds(), "s_registered")
+		b.ReportMetric(connected.Seconds(), "s_connected")
+		b.ReportMetric(float64(n)/registered.Seconds(), "registrations/s")
+		b.ReportMetric(float64(2*n)/connected.Seconds(), "connects/s")
+		b.ReportMetric(float64(peak), "peak_dps_conns")
+	}
+}
