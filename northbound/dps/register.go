@@ -150,9 +150,10 @@ func (r *Registrar) register(ctx context.Context, id *identity.Identity) (Assign
 			return Assignment{}, r.cause(ctx, &lost, err)
 		}
 		s, err := resp.outcome()
-		if err != nil {
+		if err != nil && s != stepRetry {
 			return Assignment{}, err
 		}
+		last := err // why the request is repeated, if it is
 		wait := resp.retryAfter
 		switch s {
 		case stepDone:
@@ -177,7 +178,10 @@ func (r *Registrar) register(ctx context.Context, id *identity.Identity) (Assign
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return Assignment{}, r.cause(ctx, &lost, fmt.Errorf("still %s after %v: %w", map[bool]string{true: "assigning", false: "throttled"}[next == stepPoll], deadline, ctx.Err()))
+			if last == nil {
+				last = errors.New("still assigning")
+			}
+			return Assignment{}, r.cause(ctx, &lost, fmt.Errorf("%w: no assignment within %v", last, deadline))
 		case <-t.C:
 		}
 	}
