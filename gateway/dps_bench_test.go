@@ -19,14 +19,18 @@ import (
 //
 //	EDGEGW_BENCH_LONG=1 go test -run=NONE -bench=DPSProvision -benchtime=1x -timeout 30m ./gateway/
 //
-// EDGEGW_BENCH_CONNECT_RATE sets hub.connect_rate (default 1000 per second,
-// to find what the machine does; the gateway's default is 50).
+// EDGEGW_BENCH_IDENTITIES sets another count; EDGEGW_BENCH_CONNECT_RATE
+// sets hub.connect_rate (default 200 per second, twice IoT Hub's connect
+// quota per unit; the gateway's default is 50).
 func BenchmarkDPSProvision(b *testing.B) {
 	n := 500
 	if os.Getenv("EDGEGW_BENCH_LONG") != "" {
 		n = 10000
 	}
-	rate := 1000
+	if v, err := strconv.Atoi(os.Getenv("EDGEGW_BENCH_IDENTITIES")); err == nil && v > 0 {
+		n = v
+	}
+	rate := 200
 	if v, err := strconv.Atoi(os.Getenv("EDGEGW_BENCH_CONNECT_RATE")); err == nil && v > 0 {
 		rate = v
 	}
