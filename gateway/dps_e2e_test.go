@@ -100,11 +100,20 @@ func (w *dpsWorld) hubOf(device string) int {
 // whose devices publish as those identities.
 func (w *dpsWorld) fleetConfig(t testing.TB, stateDir string, n int, rate int) *Config {
 	t.Helper()
+	cfg, err := Parse("fleet.yaml", []byte(w.fleetYAML(stateDir, n, rate)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// fleetYAML is fleetConfig's file.
+func (w *dpsWorld) fleetYAML(stateDir string, n int, rate int) string {
 	host, port, _ := net.SplitHostPort(w.dpsAt)
 	if host == "127.0.0.1" {
 		host = "localhost" // the name DPS's certificate covers
 	}
-	y := fmt.Sprintf(`
+	return fmt.Sprintf(`
 state_dir: %s
 log: {level: warn}
 hub: {ca_file: %s, connect_rate: %d, connect_burst: 10, backoff_min: 100ms, backoff_max: 2s}
@@ -119,11 +128,6 @@ mapping:
   methods:
     - {identity: sensor-007, name: ping, response: '{"pong":true}'}
 `, stateDir, w.caFile, rate, n, host, port, hubsim.DefaultIDScope, dpsGroupKey)
-	cfg, err := Parse("fleet.yaml", []byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }
 
 // waitConnected waits until every identity of gw is connected and returns
