@@ -26,7 +26,8 @@ import (
 // and X.509 attestation, and allocation across the linked hubs with DPS's
 // policies. An assigned device is created (or updated, or moved) in the
 // registry of its hub, with the same key or certificate it registered
-// with.
+// with. The device API is also served over WebSocket at /$iothub/websocket
+// on the HTTPS port.
 //
 // Set the fields, call Start after the linked hubs have started, and Close
 // when done; Close does not close the hubs. See the package documentation
@@ -62,6 +63,7 @@ type DPS struct {
 	regs     map[string]*registration  // by registration id (lower case)
 	ops      map[string]*operation     // by operation id
 	conns    map[*mqtt.Client]*dpsConn // live connections
+	wsConns  map[net.Conn]struct{}     // websocket connections, closed on Close
 	owner    Policy                    // provisioningserviceowner
 	dirty    bool
 	throttle int // requests still to answer 429 (ThrottleNext)
@@ -80,6 +82,7 @@ type DPS struct {
 	httpLn    net.Listener
 	httpSrv   *http.Server
 	closeOnce sync.Once
+	stopLog   sync.Once
 }
 
 // DefaultIDScope is the ID scope of a DPS that sets none.
@@ -133,6 +136,7 @@ func (d *DPS) initLocked() {
 		d.regs = map[string]*registration{}
 		d.ops = map[string]*operation{}
 		d.conns = map[*mqtt.Client]*dpsConn{}
+		d.wsConns = map[net.Conn]struct{}{}
 		d.owner = Policy{Name: "provisioningserviceowner", PrimaryKey: NewKey(), SecondaryKey: NewKey()}
 	}
 }
@@ -282,16 +286,27 @@ func (d *DPS) goFunc(f func()) {
 func (d *DPS) Close() error {
 	d.shutdown()
 	d.wg.Wait()
+	var err error
 	if d.DataDir != "" {
-		return d.save()
+		err = d.save()
 	}
-	return nil
+	d.stopLog.Do(func() {
+		if d.log != nil && d.mqttLn != nil {
+			s := d.Stats()
+			d.log.Info("hubsim dps stopped", "mqtt", d.MQTTAddress(), "registers", s.Registers, "assigned", s.Assigned)
+		}
+	})
+	return err
 }
 
 func (d *DPS) shutdown() {
 	d.closeOnce.Do(func() {
 		d.mu.Lock()
 		d.closed = true
+		ws := make([]net.Conn, 0, len(d.wsConns))
+		for c := range d.wsConns {
+			ws = append(ws, c)
+		}
 		d.mu.Unlock()
 		if d.cancel != nil {
 			d.cancel()
@@ -300,6 +315,9 @@ func (d *DPS) shutdown() {
 			_ = d.httpSrv.Close()
 		} else if d.httpLn != nil {
 			_ = d.httpLn.Close()
+		}
+		for _, c := range ws {
+			_ = c.Close()
 		}
 		if d.srv != nil {
 			for _, cl := range d.srv.Clients.GetAll() {
@@ -310,9 +328,6 @@ func (d *DPS) shutdown() {
 			_ = d.srv.Close()
 		} else if d.mqttLn != nil {
 			_ = d.mqttLn.Close()
-		}
-		if d.log != nil && d.started && d.ctx != nil {
-			d.log.Info("hubsim dps stopped", "mqtt", d.MQTTAddress())
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,5 +110,38 @@ func TestNodeSDKProvisioning(t *testing.T) {
 	})
 	if s := d.Stats(); s.Throttled != 2 || s.Assigned != 3 || s.Refused != 1 {
 		t.Errorf("stats = %+v, want 2 throttled, 3 assigned, 1 refused", s)
+	}
+}
+
+// TestNodeSDKProvisioningService manages enrollments and registration
+// states in hubsim's DPS with the official provisioning service SDK
+// (azure-iot-provisioning-service); a device of the group it created
+// registers and starts with the group's initial twin.
+func TestNodeSDKProvisioningService(t *testing.T) {
+	d, _ := startFleet(t, 2)
+	dir, _ := filepath.Abs("sdktest")
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, d.CACertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(d.HTTPAddress(), ":")
+	run := nodeScript(t, "azure-iot-provisioning-service", "NODE_EXTRA_CA_CERTS="+caFile,
+		"NODE_OPTIONS=--require "+filepath.Join(dir, "port-shim.js"), "HUBSIM_HOST="+d.HostName, "HUBSIM_HTTP_PORT="+port,
+		"DPS_SERVICE_CS="+d.ServiceConnectionString())
+	run(t, "enroll.js", "GROUP_KEY="+groupKey)
+	if _, err := d.Enrollment("svc-ind"); err == nil {
+		t.Error("individual enrollment not deleted")
+	}
+	st := dialDPS(t, d, "svc-dev-1", mustDerive(t, groupKey, "svc-dev-1"), nil).register(t).state(t)
+	h, _ := d.HubFor(st.AssignedHub)
+	if tw, err := h.Twin("svc-dev-1", ""); err != nil || tw.Tags["plant"] != "north" || fmt.Sprint(tw.Properties.Desired["interval"]) != "10" {
+		t.Errorf("initial twin: %+v, %v", tw, err)
+	}
+	out := run(t, "regstate.js", "REGISTRATION_ID=svc-dev-1")
+	if !strings.Contains(out, `"assignedHub":"`+st.AssignedHub+`"`) {
+		t.Errorf("registration state %s, want hub %s", out, st.AssignedHub)
+	}
+	if _, ok := d.Registration("svc-dev-1"); ok {
+		t.Error("registration state not deleted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
@@ -327,5 +328,53 @@ func TestDPSPersistence(t *testing.T) {
 	}
 	if d2.Policy().PrimaryKey != owner.PrimaryKey {
 		t.Error("service key changed across restart")
+	}
+}
+
+// TestDPSTokenForms accepts the SAS tokens each official SDK makes (the
+// reference's worked tokens for gw-0001, signed with its derived key):
+// Node signs the raw resource with skn, Python %2F without skn, C %2f.
+func TestDPSTokenForms(t *testing.T) {
+	// The tokens expired on 2026-01-01: accept them by skew.
+	d, _ := startFleet(t, 1, func(d *DPS) { d.IDScope = "0ne00ABCDEF"; d.ClockSkew = 10 * 365 * 24 * time.Hour })
+	if _, err := d.PutEnrollment(Enrollment{GroupID: "g", Attestation: Attestation{Type: AttestationSymmetricKey,
+		SymmetricKey: &SymmetricKeyAttestation{PrimaryKey: groupKey}}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{
+		"node":   "SharedAccessSignature sr=0ne00ABCDEF/registrations/gw-0001&sig=n4djou652UWeoKx3zK3V2i69J5GLUL4NHFs3VUD2J7c%3D&skn=registration&se=1767225600",
+		"python": "SharedAccessSignature sr=0ne00ABCDEF%2Fregistrations%2Fgw-0001&sig=E1t8dZqt2dlKHmHQtj3QmEoPfl%2BLWpufKjSDne4KfI8%3D&se=1767225600",
+		"c":      "SharedAccessSignature sr=0ne00ABCDEF%2fregistrations%2fgw-0001&sig=4Nq5VPsUr8p1TVzW4l3vnzoRIpcdGsz1g7f3N8ONCxg%3D&se=1767225600&skn=registration",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := dialDPSToken(t, d, "gw-0001", tok)
+			if r := c.register(t); r.status != 200 || r.state(t).Status != "assigned" {
+				t.Errorf("%d %s", r.status, r.raw)
+			}
+		})
+	}
+	// The same token for another registration id, or with another skn, is refused.
+	bad := "SharedAccessSignature sr=0ne00ABCDEF/registrations/gw-0001&sig=n4djou652UWeoKx3zK3V2i69J5GLUL4NHFs3VUD2J7c%3D&skn=other&se=1767225600"
+	if r := dialDPSToken(t, d, "gw-0001", bad).register(t); r.status != 401 {
+		t.Errorf("skn other: %d", r.status)
+	}
+	if r := dialDPSToken(t, d, "gw-0002", strings.Replace(bad, "skn=other", "skn=registration", 1)).register(t); r.status != 401 {
+		t.Errorf("other registration id: %d", r.status)
+	}
+}
+
+// TestDPSRequestsPerSecond: beyond the request rate, 429 with retry-after.
+func TestDPSRequestsPerSecond(t *testing.T) {
+	d, _ := startFleet(t, 1, func(d *DPS) { d.RequestsPerSecond = 0.01 }) // one request, then one per 100 s
+	e, err := d.PutEnrollment(Enrollment{RegistrationID: "r", Attestation: Attestation{Type: AttestationSymmetricKey}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialDPS(t, d, "r", e.Attestation.SymmetricKey.PrimaryKey, nil)
+	if r := c.request(t, dpsRegisterPfx+"?$rid={rid}", `{"registrationId":"r"}`); r.status != 202 {
+		t.Errorf("first: %d %s", r.status, r.raw)
+	}
+	if r := c.request(t, dpsRegisterPfx+"?$rid={rid}", `{"registrationId":"r"}`); r.status != 429 || r.retryAfter != "1" {
+		t.Errorf("second: %d retry-after %q", r.status, r.retryAfter)
 	}
 }

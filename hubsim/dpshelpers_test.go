@@ -69,7 +69,29 @@ func dialDPS(t testing.TB, d *DPS, regID, key string, cert *tls.Certificate) *dp
 	return c
 }
 
+// dialDPSToken connects as regID with a ready SAS token.
+func dialDPSToken(t testing.TB, d *DPS, regID, token string) *dpsClient {
+	t.Helper()
+	c, err := dialDPSWith(t, d, d.IDScope, regID, token, nil)
+	if err != nil {
+		t.Fatalf("dps connect %s: %v", regID, err)
+	}
+	return c
+}
+
 func tryDialDPS(t testing.TB, d *DPS, scope, regID, key string, cert *tls.Certificate) (*dpsClient, error) {
+	t.Helper()
+	var tok string
+	if key != "" {
+		var err error
+		if tok, err = NewSAS(scope+"/registrations/"+regID, "registration", key, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dialDPSWith(t, d, scope, regID, tok, cert)
+}
+
+func dialDPSWith(t testing.TB, d *DPS, scope, regID, token string, cert *tls.Certificate) (*dpsClient, error) {
 	t.Helper()
 	dc := &dpsClient{regID: regID, resp: map[string]chan dpsResponse{}}
 	tlsCfg := &tls.Config{RootCAs: d.certs.Pool(), ServerName: "localhost"}
@@ -86,12 +108,8 @@ func tryDialDPS(t testing.TB, d *DPS, scope, regID, key string, cert *tls.Certif
 		SetConnectTimeout(10 * time.Second).
 		SetTLSConfig(tlsCfg).
 		SetDefaultPublishHandler(dc.onMessage)
-	if key != "" {
-		tok, err := NewSAS(scope+"/registrations/"+regID, "registration", key, time.Now().Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.SetPassword(tok)
+	if token != "" {
+		opts.SetPassword(token)
 	}
 	dc.Client = paho.NewClient(opts)
 	tok := dc.Connect()

@@ -10,7 +10,8 @@ import (
 
 // httpHandler serves the provisioning service REST subset (any
 // api-version) and hubsim's own /edgegw/ endpoints, all behind the
-// provisioningserviceowner SAS.
+// provisioningserviceowner SAS, and the device API over WebSocket at
+// /$iothub/websocket (authenticated per request, as over TLS).
 func (d *DPS) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range []struct {
@@ -33,6 +34,7 @@ func (d *DPS) httpHandler() http.Handler {
 	} {
 		mux.Handle(r.pattern, d.serviceAuth(r.fn))
 	}
+	mux.HandleFunc("GET "+wsPath, d.serveWebsocket)
 	return mux
 }
 

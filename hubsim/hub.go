@@ -74,6 +74,7 @@ type Hub struct {
 	httpLn    net.Listener
 	httpSrv   *http.Server
 	closeOnce sync.Once
+	stopLog   sync.Once
 }
 
 // ConnectInfo describes a CONNECT that passed authentication.
@@ -211,10 +212,17 @@ func (h *Hub) goFunc(f func()) {
 func (h *Hub) Close() error {
 	h.shutdown()
 	h.wg.Wait()
+	var err error
 	if h.DataDir != "" {
-		return h.save()
+		err = h.save()
 	}
-	return nil
+	h.stopLog.Do(func() {
+		if h.log != nil && h.mqttLn != nil {
+			s := h.Stats()
+			h.log.Info("hubsim stopped", "host", h.HostName, "mqtt", h.MQTTAddress(), "connects", s.Connects, "telemetry", s.Telemetry)
+		}
+	})
+	return err
 }
 
 func (h *Hub) shutdown() {

@@ -28,8 +28,27 @@
 //
 // Both need "Authorization: SharedAccessSignature ..." signed with a policy
 // that has ServiceConnect (see ServiceConnectionString and NewSAS). Each
-// telemetry line is a Telemetry object in JSON, plus "text" when the body is
-// text; "after" resumes from a sequence number.
+// telemetry line is a Telemetry in JSON (Telemetry.MarshalJSON: a UTF-8
+// body as text, a binary one as base64 with "bodyEncoding":"base64",
+// properties as an object); "after" resumes from a sequence number. C2D
+// properties whose names need case or spaces go in the header
+// iothub-app-properties-json as a JSON object.
+//
+// Device Provisioning Service: a DPS links started Hubs (several per
+// process, each with its own ports and registry; NewCA gives them one trust
+// anchor) and serves the DPS device API over MQTT/TLS and WebSocket
+// (register, operation status polling with retry-after, 429 when throttled,
+// 401 on the response topic for bad credentials) and the provisioning
+// service REST subset (/enrollments, /enrollmentGroups, /registrations; SAS
+// of the provisioningserviceowner policy). Symmetric keys (individual, or
+// derived from a group key with DeriveDeviceKey) and X.509 (the device's own
+// certificate, or a signing CA for a group) attest; hashed (weighted, stable
+// per registration id), geoLatency and static allocation pick the hub; the
+// device is created in that hub's registry with the same key, or as
+// selfSigned with its certificate's thumbprint. It is told the hub as
+// LinkedHub.Name, by default "localhost:{port}", which the hub accepts as
+// its host name. DPS.Move moves a device and its twin to another hub for
+// re-provisioning tests; DPS.ThrottleNext and RequestsPerSecond inject 429s.
 //
 // With the official Node.js SDKs (what sdk_test.go does):
 //   - trust the CA: NODE_EXTRA_CA_CERTS=<ca.pem> (or the device client's
@@ -37,8 +56,14 @@
 //   - device, SAS key: HostName={hub};DeviceId=...;SharedAccessKey=...;
 //     GatewayHostName=localhost:{mqtt port} (DeviceConnectionString);
 //   - device, X.509: the SDK ignores GatewayHostName for x509=true, so use
-//     HostName=localhost:{mqtt port}; hubsim accepts the hub name with a port
-//     in usernames and SAS resource URIs;
+//     HostName=localhost:{mqtt port} (what DeviceConnectionString gives);
+//     hubsim accepts the hub name with a port in usernames and SAS
+//     resource URIs;
+//   - MQTT over WebSocket (MqttWs) always dials port 443, ignoring any port
+//     in the host: listen on 443 to use it;
+//   - provisioning: ProvisioningDeviceClient.create(dps.GlobalEndpoint(),
+//     dps.IDScope, new Mqtt(), new SymmetricKeySecurityClient(regId, key))
+//     (sdktest/provision.js), then HostName={assignedHub} for the device;
 //   - service (azure-iothub): its REST client cannot take a port. Preload
 //     sdktest/port-shim.js (NODE_OPTIONS=--require .../port-shim.js with
 //     HUBSIM_HOST and HUBSIM_HTTP_PORT), or listen on 443. C2D send in

@@ -75,23 +75,31 @@ func (h *Hub) ServiceConnectionString() string {
 }
 
 // DeviceConnectionString returns a connection string for a device (module
-// "") or module with its primary key. GatewayHostName carries the MQTT
-// host:port, which the Node device SDK honours for SharedAccessKey strings.
+// "") or module. With a SAS key: HostName is the hub name and
+// GatewayHostName the MQTT host:port, which the Node device SDK honours for
+// SharedAccessKey strings. With X.509 ("x509=true"; the client supplies the
+// certificate): HostName is the MQTT host:port itself, because the Node SDK
+// ignores GatewayHostName for x509 strings; the hub accepts its name with
+// a port in usernames.
 func (h *Hub) DeviceConnectionString(deviceID, moduleID string) (string, error) {
 	d, err := h.Device(deviceID, moduleID)
 	if err != nil {
 		return "", err
 	}
-	s := "HostName=" + h.HostName + ";DeviceId=" + d.ID
+	addr := h.MQTTAddress()
+	host := h.HostName
+	if d.Auth != AuthSAS && addr != "" {
+		host = h.gatewayHost(addr)
+	}
+	s := "HostName=" + host + ";DeviceId=" + d.ID
 	if d.ModuleID != "" {
 		s += ";ModuleId=" + d.ModuleID
 	}
-	if d.Auth == AuthSAS {
-		s += ";SharedAccessKey=" + d.PrimaryKey
-	} else {
-		s += ";x509=true"
+	if d.Auth != AuthSAS {
+		return s + ";x509=true", nil
 	}
-	if addr := h.MQTTAddress(); addr != "" {
+	s += ";SharedAccessKey=" + d.PrimaryKey
+	if addr != "" {
 		s += ";GatewayHostName=" + h.gatewayHost(addr)
 	}
 	return s, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -160,13 +161,18 @@ func TestRESTTwinMethodsC2D(t *testing.T) {
 	}
 
 	var sent map[string]string
-	st, _ = rc.do("POST", "/edgegw/devices/dev1/messages", "hello", map[string]string{"iothub-messageid": "m-1", "iothub-app-color": "blue", "Content-Type": "text/plain"}, &sent)
+	st, _ = rc.do("POST", "/edgegw/devices/dev1/messages", "hello", map[string]string{"iothub-messageid": "m-1", "iothub-app-color": "blue", "Content-Type": "text/plain",
+		"iothub-app-properties-json": `{"Alert Level":"High","Unit":"\u00b0C"}`}, &sent)
 	if st != 202 || sent["messageId"] != "m-1" {
 		t.Fatalf("send c2d: %d %v", st, sent)
 	}
 	m := c.waitMsg(t, "c2d", func(m paho.Message) bool { return string(m.Payload()) == "hello" })
-	if !strings.Contains(m.Topic(), "color=blue") || !strings.Contains(m.Topic(), "%24.mid=m-1") || !strings.Contains(m.Topic(), "%24.ct=text%2Fplain") {
+	if !strings.Contains(m.Topic(), "color=blue") || !strings.Contains(m.Topic(), "%24.mid=m-1") || !strings.Contains(m.Topic(), "%24.ct=text%2Fplain") ||
+		!strings.HasSuffix(m.Topic(), "&color=blue&Alert%20Level=High&Unit=%C2%B0C") {
 		t.Errorf("c2d topic = %s", m.Topic())
+	}
+	if st, _ := rc.do("POST", "/edgegw/devices/dev1/messages", "x", map[string]string{"iothub-app-properties-json": `{"a":1}`}, nil); st != 400 {
+		t.Errorf("bad properties header: %d", st)
 	}
 }
 
@@ -177,8 +183,9 @@ func TestTelemetryStream(t *testing.T) {
 	c.pub(t, "devices/dev1/messages/events/a=1", 1, `{"n":1}`)
 	rc := newRest(t, h, "service")
 
-	var first telemetryLine
-	if st, _ := rc.do("GET", "/edgegw/telemetry?device=dev1", "", nil, &first); st != 200 || first.Text != `{"n":1}` || first.Seq != 1 {
+	var first map[string]any
+	if st, _ := rc.do("GET", "/edgegw/telemetry?device=dev1", "", nil, &first); st != 200 || first["body"] != `{"n":1}` ||
+		first["seq"] != float64(1) || first["bodyEncoding"] != nil || fmt.Sprint(first["properties"]) != "map[a:1]" {
 		t.Fatalf("read: %d %+v", st, first)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -198,8 +205,8 @@ func TestTelemetryStream(t *testing.T) {
 	if !sc.Scan() {
 		t.Fatal(sc.Err())
 	}
-	var l telemetryLine
-	if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Text != "two" || l.Seq != 2 {
+	var l Telemetry
+	if err := json.Unmarshal(sc.Bytes(), &l); err != nil || string(l.Body) != "two" || l.Seq != 2 {
 		t.Errorf("followed line %s (%v)", sc.Bytes(), err)
 	}
 	cancel()

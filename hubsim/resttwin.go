@@ -90,7 +90,11 @@ func (h *Hub) restInvoke(w http.ResponseWriter, r *http.Request) {
 // is the message body; headers set properties the way IoT Hub's HTTPS API
 // names them: iothub-messageid, iothub-correlationid, iothub-userid,
 // iothub-ack, iothub-expiry (RFC 3339), Content-Type and Content-Encoding
-// for $.ct/$.ce, and iothub-app-{name} for application properties.
+// for $.ct/$.ce, and iothub-app-{name} for application properties (HTTP
+// lower-cases header names and forbids spaces in them, so these arrive
+// lower-case). Properties whose names keep their case and spaces go in one
+// header as a JSON object of strings: iothub-app-properties-json:
+// {"Alert Level":"High"}; they come after the iothub-app-{name} ones.
 func (h *Hub) restSendC2D(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxC2DSize+1))
 	if err != nil {
@@ -113,9 +117,17 @@ func (h *Hub) restSendC2D(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
-		if name, ok := strings.CutPrefix(strings.ToLower(k), "iothub-app-"); ok {
+		if name, ok := strings.CutPrefix(strings.ToLower(k), "iothub-app-"); ok && name != c2dPropsName {
 			m.Properties = append(m.Properties, edgegw.Property{Key: name, Value: r.Header.Get(k)})
 		}
+	}
+	if js := r.Header.Get("iothub-app-" + c2dPropsName); js != "" {
+		var obj PropertyObject
+		if err := json.Unmarshal([]byte(js), &obj); err != nil {
+			writeError(w, http.StatusBadRequest, "ArgumentInvalid", 400004, "iothub-app-"+c2dPropsName+": "+err.Error())
+			return
+		}
+		m.Properties = append(m.Properties, obj...)
 	}
 	id, err := h.SendC2D(r.PathValue("id"), m)
 	if err != nil {
@@ -124,3 +136,7 @@ func (h *Hub) restSendC2D(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"messageId": id})
 }
+
+// c2dPropsName is the header (after "iothub-app-") carrying C2D properties
+// as a JSON object, names kept as written.
+const c2dPropsName = "properties-json"

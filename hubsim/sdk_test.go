@@ -154,7 +154,12 @@ func TestNodeSDK(t *testing.T) {
 		cert, key := filepath.Join(tmp, "cert.pem"), filepath.Join(tmp, "key.pem")
 		os.WriteFile(cert, certPEM, 0o600)
 		os.WriteFile(key, keyPEM, 0o600)
-		runNode(t, "x509.js", "DEVICE_CS=HostName=localhost:"+mqttPort+";DeviceId=node-x509;x509=true", "CERT_FILE="+cert, "KEY_FILE="+key)
+		// The connection string hubsim prints for an X.509 device works as is.
+		cs, err := h.DeviceConnectionString("node-x509", "")
+		if err != nil || cs != "HostName=localhost:"+mqttPort+";DeviceId=node-x509;x509=true" {
+			t.Fatalf("connection string %q, %v", cs, err)
+		}
+		runNode(t, "x509.js", "DEVICE_CS="+cs, "CERT_FILE="+cert, "KEY_FILE="+key)
 		if n := len(h.Telemetry("node-x509")); n != 1 {
 			t.Errorf("telemetry = %d, want 1", n)
 		}
@@ -172,7 +177,11 @@ func TestNodeSDK(t *testing.T) {
 		cert, key := filepath.Join(tmp, "cert.pem"), filepath.Join(tmp, "key.pem")
 		os.WriteFile(cert, certPEM, 0o600)
 		os.WriteFile(key, keyPEM, 0o600)
-		runNode(t, "x509.js", "DEVICE_CS=HostName=localhost:"+mqttPort+";DeviceId=node-x509ca;x509=true", "CERT_FILE="+cert, "KEY_FILE="+key)
+		cs, err := h.DeviceConnectionString("node-x509ca", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		runNode(t, "x509.js", "DEVICE_CS="+cs, "CERT_FILE="+cert, "KEY_FILE="+key)
 	})
 	t.Run("badkey", func(t *testing.T) {
 		t.Parallel()

@@ -9,9 +9,10 @@ import (
 )
 
 // serveTelemetry answers GET /edgegw/telemetry?device=ID&after=SEQ&follow=1
-// with telemetry as JSON lines (one Telemetry object per line, body as
-// base64 in "body" and, when it is valid UTF-8 JSON or text, as "text").
-// With follow=1 the response stays open and streams new messages.
+// with telemetry as JSON lines, one Telemetry per line (see
+// Telemetry.MarshalJSON: a UTF-8 body as text, a binary one as base64 with
+// "bodyEncoding":"base64", properties as an object). With follow=1 the
+// response stays open and streams new messages.
 func (h *Hub) serveTelemetry(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	device := q.Get("device")
@@ -33,7 +34,7 @@ func (h *Hub) serveTelemetry(w http.ResponseWriter, r *http.Request) {
 	for {
 		msgs, changed := h.TelemetryAfter(device, after)
 		for _, m := range msgs {
-			if err := enc.Encode(streamLine(m)); err != nil {
+			if err := enc.Encode(m); err != nil {
 				return
 			}
 			after = m.Seq
@@ -69,26 +70,4 @@ func (h *Hub) TelemetryStreamURL(deviceID string, validFor time.Duration) (strin
 		q.Set("device", deviceID)
 	}
 	return "https://" + h.gatewayHost(h.HTTPAddress()) + "/edgegw/telemetry?" + q.Encode(), nil
-}
-
-type telemetryLine struct {
-	Telemetry
-	Text string `json:"text,omitempty"`
-}
-
-func streamLine(m Telemetry) telemetryLine {
-	l := telemetryLine{Telemetry: m}
-	if isText(m.Body) {
-		l.Text = string(m.Body)
-	}
-	return l
-}
-
-func isText(b []byte) bool {
-	for _, r := range string(b) {
-		if r == 0xFFFD || r < 0x20 && r != '\n' && r != '\r' && r != '\t' {
-			return false
-		}
-	}
-	return len(b) > 0
 }

@@ -8,7 +8,9 @@ import (
 	"github.com/edgegw/edgegw/iothub"
 )
 
-// Telemetry is one device-to-cloud message the hub accepted.
+// Telemetry is one device-to-cloud message the hub accepted. Its JSON
+// (MarshalJSON) has the body as text when it is UTF-8 and the properties
+// as an object.
 type Telemetry struct {
 	Seq             uint64            `json:"seq"` // hub-wide arrival number, from 1
 	DeviceID        string            `json:"deviceId"`

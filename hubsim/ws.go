@@ -42,3 +42,30 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("websocket client ended", "remote", r.RemoteAddr, "err", err)
 	}
 }
+
+// serveWebsocket runs a DPS device session over WebSocket until the client
+// goes away.
+func (d *DPS) serveWebsocket(w http.ResponseWriter, r *http.Request) {
+	ws, err := wsUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := wsconn.New(ws, r.TLS)
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		_ = ws.Close()
+		return
+	}
+	d.wsConns[c] = struct{}{}
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.wsConns, c)
+		d.mu.Unlock()
+		_ = c.Close()
+	}()
+	if err := d.srv.EstablishConnection("wss", c); err != nil {
+		d.log.Debug("dps websocket client ended", "remote", r.RemoteAddr, "err", err)
+	}
+}

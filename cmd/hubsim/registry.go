@@ -6,25 +6,34 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/hubsim"
 	"gopkg.in/yaml.v3"
 )
 
-// registryFile lists devices to create (or update) on start:
-//
-//	devices:
-//	  - id: boiler-1                 # keys are generated when empty
-//	  - id: press-7
-//	    primary_key: <base64>        # fixed keys survive re-creating the data dir
-//	    secondary_key: <base64>
-//	    modules: [opcua]
-//	  - id: camera-2
-//	    auth: selfSigned             # sas (default), selfSigned, certificateAuthority
-//	    primary_thumbprint: 6F...
+// registryFile lists devices (in hub 1) and DPS enrollments to create
+// (or update) on start; the format is in usage (hubsim -h) and README.
 type registryFile struct {
-	Devices []registryDevice `yaml:"devices"`
+	Devices     []registryDevice     `yaml:"devices"`
+	Enrollments []registryEnrollment `yaml:"enrollments"`
+
+	dir string // the file's directory, for relative certificate paths
+}
+
+type registryEnrollment struct {
+	Group          string        `yaml:"group"`
+	RegistrationID string        `yaml:"registration_id"`
+	DeviceID       string        `yaml:"device_id"`
+	PrimaryKey     edgegw.Secret `yaml:"primary_key"`
+	SecondaryKey   edgegw.Secret `yaml:"secondary_key"`
+	Certificate    string        `yaml:"certificate"`
+	Allocation     string        `yaml:"allocation"`
+	Hubs           []int         `yaml:"hubs"`
+	Disabled       bool          `yaml:"disabled"`
+
+	certPEM string // read by Validate
 }
 
 type registryDevice struct {
@@ -40,18 +49,18 @@ type registryDevice struct {
 
 // loadRegistry reads and validates a registry file; errors name the file
 // and the field.
-func loadRegistry(name string) (*registryFile, error) {
+func loadRegistry(name string, hubs int, dps bool) (*registryFile, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
-	var r registryFile
+	r := registryFile{dir: filepath.Dir(name)}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&r); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if err := r.Validate(); err != nil {
+	if err := r.Validate(hubs, dps); err != nil {
 		// Name the file on every line.
 		var errs []error
 		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
@@ -62,8 +71,10 @@ func loadRegistry(name string) (*registryFile, error) {
 	return &r, nil
 }
 
-// Validate checks ids, auth types and duplicates.
-func (r *registryFile) Validate() error {
+// Validate checks ids, auth types, duplicates and enrollments (for a
+// hubsim with hubs hubs, and a DPS if dps); it reads enrollment
+// certificates.
+func (r *registryFile) Validate(hubs int, dps bool) error {
 	var errs []error
 	seen := map[string]bool{}
 	for i, d := range r.Devices {
@@ -89,12 +100,88 @@ func (r *registryFile) Validate() error {
 			}
 		}
 	}
+	if len(r.Enrollments) > 0 && !dps {
+		errs = append(errs, edgegw.Errorf("enrollments", "need -dps"))
+	}
+	seenE := map[string]bool{}
+	for i := range r.Enrollments {
+		e := &r.Enrollments[i]
+		p := fmt.Sprintf("enrollments[%d]", i)
+		id := "group " + e.Group
+		switch {
+		case (e.Group == "") == (e.RegistrationID == ""):
+			errs = append(errs, edgegw.Errorf(p, "set exactly one of group and registration_id"))
+		case e.Group != "" && e.DeviceID != "":
+			errs = append(errs, edgegw.Errorf(p+".device_id", "only for an individual enrollment (a group's devices take their registration id)"))
+		case e.RegistrationID != "":
+			id = "individual " + e.RegistrationID
+		}
+		if seenE[id] {
+			errs = append(errs, edgegw.Errorf(p, "duplicate enrollment %s", id))
+		}
+		seenE[id] = true
+		if e.Certificate != "" {
+			if e.PrimaryKey.Reveal() != "" || e.SecondaryKey.Reveal() != "" {
+				errs = append(errs, edgegw.Errorf(p+".certificate", "an enrollment has keys or a certificate, not both"))
+			}
+			f := e.Certificate
+			if !filepath.IsAbs(f) {
+				f = filepath.Join(r.dir, f)
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				errs = append(errs, edgegw.Errorf(p+".certificate", "%v", err))
+			}
+			e.certPEM = string(b)
+		}
+		switch e.Allocation {
+		case "", hubsim.AllocationHashed, hubsim.AllocationGeoLatency:
+		case hubsim.AllocationStatic:
+			if len(e.Hubs) != 1 {
+				errs = append(errs, edgegw.Errorf(p+".hubs", "allocation static needs exactly one hub (got %d)", len(e.Hubs)))
+			}
+		default:
+			errs = append(errs, edgegw.Errorf(p+".allocation", "must be hashed, geoLatency or static (got %q)", e.Allocation))
+		}
+		for j, n := range e.Hubs {
+			if n < 1 || n > hubs {
+				errs = append(errs, edgegw.Errorf(fmt.Sprintf("%s.hubs[%d]", p, j), "must be a hub number 1-%d (got %d)", hubs, n))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// apply creates missing identities and updates existing ones whose file
-// entry sets keys or thumbprints.
-func (r *registryFile) apply(h *hubsim.Hub) error {
+// enrollment returns the DPS enrollment of a file entry; hub numbers
+// become the linked hubs' names.
+func (e registryEnrollment) enrollment(d *hubsim.DPS) hubsim.Enrollment {
+	out := hubsim.Enrollment{GroupID: e.Group, RegistrationID: e.RegistrationID, DeviceID: e.DeviceID, AllocationPolicy: e.Allocation}
+	if e.Disabled {
+		out.ProvisioningStatus = "disabled"
+	}
+	names := d.HubNames()
+	for _, n := range e.Hubs {
+		out.IoTHubs = append(out.IoTHubs, names[n-1])
+	}
+	if e.certPEM == "" {
+		out.Attestation = hubsim.Attestation{Type: hubsim.AttestationSymmetricKey, SymmetricKey: &hubsim.SymmetricKeyAttestation{
+			PrimaryKey: e.PrimaryKey.Reveal(), SecondaryKey: e.SecondaryKey.Reveal()}}
+		return out
+	}
+	certs := &hubsim.X509Certificates{Primary: &hubsim.X509Certificate{Certificate: e.certPEM}}
+	x := &hubsim.X509Attestation{ClientCertificates: certs}
+	if e.Group != "" {
+		x = &hubsim.X509Attestation{SigningCertificates: certs}
+	}
+	out.Attestation = hubsim.Attestation{Type: hubsim.AttestationX509, X509: x}
+	return out
+}
+
+// apply creates missing identities (in hub 1) and updates existing ones
+// whose file entry sets keys or thumbprints, then creates or replaces the
+// enrollments (keeping generated keys the file does not set).
+func (r *registryFile) apply(f *fleet) error {
+	h := f.hubs[0]
 	for _, rd := range r.Devices {
 		d := hubsim.Device{
 			ID: rd.ID, Auth: hubsim.AuthType(rd.Auth), PrimaryKey: rd.PrimaryKey.Reveal(), SecondaryKey: rd.SecondaryKey.Reveal(),
@@ -107,6 +194,11 @@ func (r *registryFile) apply(h *hubsim.Hub) error {
 			if err := upsert(h, hubsim.Device{ID: rd.ID, ModuleID: m}); err != nil {
 				return err
 			}
+		}
+	}
+	for _, re := range r.Enrollments {
+		if _, err := f.dps.PutEnrollment(re.enrollment(f.dps), ""); err != nil {
+			return err
 		}
 	}
 	return nil
