@@ -212,7 +212,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 // wait runs until ctx ends (nil) or a room fails (its error).
 func (g *Gateway) wait(ctx context.Context, failed <-chan error) error {
-	g.log.Info("gateway running", "identities", len(g.cfg.Identities), "adapters", len(g.adapters), "queue", g.cfg.Buffer.Dir)
+	g.log.Info("gateway running", "identities", len(g.cfg.Mapping.Identities), "adapters", len(g.adapters), "queue", g.cfg.Buffer.Dir)
 	select {
 	case <-ctx.Done():
 		return nil
