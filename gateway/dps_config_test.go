@@ -73,3 +73,11 @@ func TestDPSBrokenConfigs(t *testing.T) {
 		})
 	}
 }
+
+func TestDPSDuplicateRegistrationID(t *testing.T) {
+	y := dpsBase + "  - {id: boiler-1, key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=, dps: {id_scope: s, registration_id: sensor-00007}}\n"
+	_, err := Parse("dup.yaml", []byte(y))
+	if err == nil || !strings.Contains(err.Error(), `dup.yaml: identities[1].dps: registration id "sensor-00007" is also the registration id of identities[0]`) {
+		t.Fatalf("err %v", err)
+	}
+}

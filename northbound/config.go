@@ -301,9 +301,14 @@ func (c *Config) ValidateIdentities(ids []identity.Config) error {
 			if c.Insecure {
 				errs = append(errs, edgegw.Errorf(path+".dps", "DPS and the hubs it assigns speak TLS only: remove hub.insecure"))
 			}
-			if r := ic.DPS.RegistrationID; r != "" {
-				if j, dup := regs[r]; dup {
-					errs = append(errs, edgegw.Errorf(path+".dps.registration_id", "%q is also the registration id of identities[%d]", r, j))
+			reg := ic.IDs() // a registration id is the id unless set
+			if ic.DPS.RegistrationID != "" {
+				reg = []string{ic.DPS.RegistrationID}
+			}
+			for _, r := range reg {
+				if j, dup := regs[r]; dup && j != i {
+					errs = append(errs, edgegw.Errorf(path+".dps", "registration id %q is also the registration id of identities[%d]", r, j))
+					break
 				}
 				regs[r] = i
 			}
