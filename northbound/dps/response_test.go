@@ -166,3 +166,22 @@ func FuzzParseResponse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCacheLoad feeds kept assignment files: loading never panics, and
+// what it accepts names a checked hub and device id.
+func FuzzCacheLoad(f *testing.F) {
+	f.Add([]byte(`{"dps_host":"h","id_scope":"s","registration_id":"dev-1","assigned_hub":"hub-2.example:8883","device_id":"dev-1","time":"2026-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{"dps_host":"h","id_scope":"s","registration_id":"dev-1","assigned_hub":"a b","device_id":"d"}`))
+	f.Add([]byte(`{`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := &Cache{Dir: dir}
+		if err := os.WriteFile(c.path("dev-1"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a, ok, err := c.Load("h", "s", "dev-1")
+		if ok && (err != nil || checkHub(a.Hub) != nil || a.DeviceID == "" || checkDeviceID(a.DeviceID) != nil || a.RegistrationID != "dev-1") {
+			t.Fatalf("accepted %+v (%v)", a, err)
+		}
+	})
+}
