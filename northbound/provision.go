@@ -67,7 +67,7 @@ func (l *link) target(ctx context.Context) (*hubTarget, error) {
 			}
 		}
 	}
-	a, err := p.reg.Register(ctx, l.id)
+	a, err := p.reg.Register(ctx, l.id, l.secondary.Load()) // a refusal switches keys (link.failed)
 	if err != nil {
 		if dps.Final(err) {
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err) // back off as for a refused key

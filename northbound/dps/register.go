@@ -78,20 +78,22 @@ func (r *Registrar) defaults() (connect, request, deadline, ttl time.Duration) {
 }
 
 // Register registers id (which must have DPS set) and returns the hub and
-// device id DPS assigned. It honours DPS's retry-after on every answer,
+// device id DPS assigned. It signs with the identity's primary key, or its
+// secondary key when secondary is true and it has one (an individual
+// enrollment's two keys). It honours DPS's retry-after on every answer,
 // including 429 and 5xx, and gives up at the Deadline or when ctx ends.
-func (r *Registrar) Register(ctx context.Context, id *identity.Identity) (Assignment, error) {
+func (r *Registrar) Register(ctx context.Context, id *identity.Identity, secondary bool) (Assignment, error) {
 	if id.DPS == nil {
 		return Assignment{}, errors.New("dps: identity " + string(id.ID) + " is not provisioned by DPS")
 	}
-	a, err := r.register(ctx, id)
+	a, err := r.register(ctx, id, secondary)
 	if err != nil {
 		return a, &Error{RegistrationID: id.DPS.RegistrationID, Err: err}
 	}
 	return a, nil
 }
 
-func (r *Registrar) register(ctx context.Context, id *identity.Identity) (Assignment, error) {
+func (r *Registrar) register(ctx context.Context, id *identity.Identity, secondary bool) (Assignment, error) {
 	connectTO, requestTO, deadline, ttl := r.defaults()
 	ctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
@@ -99,7 +101,7 @@ func (r *Registrar) register(ctx context.Context, id *identity.Identity) (Assign
 	pass := ""
 	if id.Keys() > 0 {
 		var err error
-		if pass, err = id.ProvisioningToken(time.Now().Add(ttl), false); err != nil {
+		if pass, err = id.ProvisioningToken(time.Now().Add(ttl), secondary); err != nil {
 			return Assignment{}, err
 		}
 	}

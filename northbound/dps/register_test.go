@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/hubsim"
 	"github.com/edgegw/edgegw/identity"
 )
@@ -71,7 +72,7 @@ func TestRegisterHubsim(t *testing.T) {
 
 	// A group member, signing with its derived key, is assigned after it
 	// polled through "assigning".
-	a, err := r.Register(ctx, ident(t, d, identity.Config{ID: "gw-0001", DPS: &identity.DPSConfig{GroupKey: groupKey}}))
+	a, err := r.Register(ctx, ident(t, d, identity.Config{ID: "gw-0001", DPS: &identity.DPSConfig{GroupKey: groupKey}}), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestRegisterHubsim(t *testing.T) {
 
 	// Throttled: 429 with retry-after, then assigned.
 	d.ThrottleNext(2)
-	if _, err := r.Register(ctx, ident(t, d, identity.Config{ID: "gw-0002", DPS: &identity.DPSConfig{GroupKey: groupKey}})); err != nil {
+	if _, err := r.Register(ctx, ident(t, d, identity.Config{ID: "gw-0002", DPS: &identity.DPSConfig{GroupKey: groupKey}}), false); err != nil {
 		t.Fatalf("after 429s: %v", err)
 	}
 	if s := d.Stats(); s.Throttled != 2 {
@@ -92,7 +93,7 @@ func TestRegisterHubsim(t *testing.T) {
 	}
 
 	// A wrong group key is DPS's final word: 401.
-	_, err = r.Register(ctx, ident(t, d, identity.Config{ID: "gw-0003", DPS: &identity.DPSConfig{GroupKey: "d3Jvbmcta2V5"}}))
+	_, err = r.Register(ctx, ident(t, d, identity.Config{ID: "gw-0003", DPS: &identity.DPSConfig{GroupKey: "d3Jvbmcta2V5"}}), false)
 	var de *Error
 	if !errors.Is(err, ErrUnauthorized) || !Final(err) || !errors.As(err, &de) || de.RegistrationID != "gw-0003" {
 		t.Fatalf("wrong key: %v", err)
@@ -106,21 +107,35 @@ func TestRegisterHubsim(t *testing.T) {
 		Attestation: hubsim.Attestation{Type: hubsim.AttestationSymmetricKey, SymmetricKey: &hubsim.SymmetricKeyAttestation{PrimaryKey: groupKey}}}, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Register(ctx, ident(t, d, identity.Config{ID: "off-1", Key: groupKey})); !errors.Is(err, ErrDisabled) {
+	if _, err := r.Register(ctx, ident(t, d, identity.Config{ID: "off-1", Key: groupKey}), false); !errors.Is(err, ErrDisabled) {
 		t.Fatalf("disabled: %v", err)
+	}
+
+	// An individual enrollment's secondary key, when asked for.
+	sec := hubsim.NewKey()
+	if _, err := d.PutEnrollment(hubsim.Enrollment{RegistrationID: "two-keys", Attestation: hubsim.Attestation{Type: hubsim.AttestationSymmetricKey,
+		SymmetricKey: &hubsim.SymmetricKeyAttestation{PrimaryKey: hubsim.NewKey(), SecondaryKey: sec}}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	twoKeys := ident(t, d, identity.Config{ID: "two-keys", Key: groupKey, SecondaryKey: edgegw.Secret(sec)}) // a stale primary
+	if _, err := r.Register(ctx, twoKeys, false); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("stale primary: %v", err)
+	}
+	if _, err := r.Register(ctx, twoKeys, true); err != nil {
+		t.Fatalf("secondary: %v", err)
 	}
 
 	// The deadline bounds a registration that never ends.
 	d.ThrottleNext(1000)
 	short := &Registrar{RootCAs: ca.Pool(), Deadline: 2500 * time.Millisecond}
-	if _, err := short.Register(ctx, ident(t, d, identity.Config{ID: "gw-0004", DPS: &identity.DPSConfig{GroupKey: groupKey}})); err == nil ||
+	if _, err := short.Register(ctx, ident(t, d, identity.Config{ID: "gw-0004", DPS: &identity.DPSConfig{GroupKey: groupKey}}), false); err == nil ||
 		Final(err) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("throttled past the deadline: %v", err)
 	}
 	d.ThrottleNext(0)
 
 	// TLS is verified: a registrar that does not trust the CA fails.
-	if _, err := (&Registrar{}).Register(ctx, ident(t, d, identity.Config{ID: "gw-0005", DPS: &identity.DPSConfig{GroupKey: groupKey}})); err == nil ||
+	if _, err := (&Registrar{}).Register(ctx, ident(t, d, identity.Config{ID: "gw-0005", DPS: &identity.DPSConfig{GroupKey: groupKey}}), false); err == nil ||
 		!strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("untrusted DPS: %v", err)
 	}
@@ -143,7 +158,7 @@ func TestRegisterX509Hubsim(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &Registrar{RootCAs: ca.Pool()}
-	a, err := r.Register(context.Background(), ident(t, d, identity.Config{ID: "cam-7", CertFile: cf, CertKeyFile: kf}))
+	a, err := r.Register(context.Background(), ident(t, d, identity.Config{ID: "cam-7", CertFile: cf, CertKeyFile: kf}), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +172,7 @@ func TestRegisterX509Hubsim(t *testing.T) {
 	}
 	os.WriteFile(cf, other, 0o600)
 	os.WriteFile(kf, otherKey, 0o600)
-	if _, err := r.Register(context.Background(), ident(t, d, identity.Config{ID: "cam-7", CertFile: cf, CertKeyFile: kf})); !errors.Is(err, ErrUnauthorized) {
+	if _, err := r.Register(context.Background(), ident(t, d, identity.Config{ID: "cam-7", CertFile: cf, CertKeyFile: kf}), false); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("unenrolled certificate: %v", err)
 	}
 }
