@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -158,6 +159,7 @@ func (c *Config) SetDefaults() {
 		edgegw.SetDefault(&c.Hub.Host, "localhost")
 	}
 	c.Hub.SetDefaults()
+	c.Hub.ProvisioningDir = filepath.Join(c.StateDir, "dps")
 	for i := range c.Southbound {
 		if s := c.Southbound[i]; s.LANMQTT != nil {
 			if t := s.LANMQTT.TLS; t != nil && t.Auto {
@@ -174,7 +176,9 @@ func (c *Config) SetDefaults() {
 	}
 	c.Mapping.Identities = c.Mapping.Identities[:0]
 	for _, id := range c.Identities {
-		c.Mapping.Identities = append(c.Mapping.Identities, edgegw.DeviceID(id.ID))
+		for _, s := range id.IDs() { // a fleet stands for many
+			c.Mapping.Identities = append(c.Mapping.Identities, edgegw.DeviceID(s))
+		}
 	}
 	c.Mapping.SetDefaults()
 	c.Status.SetDefaults()
@@ -202,6 +206,7 @@ func (c *Config) Validate() error {
 	add("memory", c.Memory.Validate())
 	add("buffer", c.Buffer.Validate())
 	add("hub", c.Hub.Validate())
+	add("hub", c.Hub.ValidateHost(c.Identities))
 	if len(c.Identities) == 0 {
 		add("identities", errors.New("must list at least one identity"))
 	}
@@ -211,15 +216,15 @@ func (c *Config) Validate() error {
 		// and hands out their keys at start; validate them as keyed.
 		ids = slices.Clone(ids)
 		for i := range ids {
-			if !ids[i].HasKey() && !ids[i].HasCert() {
+			if !ids[i].HasKey() && !ids[i].HasCert() && ids[i].DPS == nil {
 				ids[i].Key = edgegw.Secret(hubsim.NewKey())
 			}
 		}
 	}
 	add("identities", c.Hub.ValidateIdentities(ids))
 	owned := map[string]bool{}
-	for _, id := range c.Identities {
-		owned[id.ID] = true
+	for _, id := range c.Mapping.Identities {
+		owned[string(id)] = true
 	}
 	names, caDirs := map[string]int{}, map[string]int{}
 	var points []edgegw.PointInfo

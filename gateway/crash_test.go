@@ -59,7 +59,7 @@ type child struct {
 	addr string
 }
 
-func startChild(t *testing.T, cfgPath string) *child {
+func startChild(t testing.TB, cfgPath string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+cfgPath)

@@ -132,8 +132,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// A relayed identity subscribes to direct methods and C2D at the hub
 	// only while its device does, as IoT Hub sees a device (methods get
 	// 404103; C2D messages wait in the hub's queue).
-	for _, id := range cfg.Identities {
-		if did := edgegw.DeviceID(id.ID); down.relayer(did) != nil {
+	for _, did := range cfg.Mapping.Identities {
+		if down.relayer(did) != nil {
 			pool.SetListening(did, edgegw.Method, false)
 			pool.SetListening(did, edgegw.C2D, false)
 		}
@@ -214,7 +214,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 // wait runs until ctx ends (nil) or a room fails (its error).
 func (g *Gateway) wait(ctx context.Context, failed <-chan error) error {
 	g.mu.Lock() // a reload may change them from now on
-	ids, adapters, queue := len(g.cfg.Identities), len(g.adapters), g.cfg.Buffer.Dir
+	ids, adapters, queue := len(g.cfg.Mapping.Identities), len(g.adapters), g.cfg.Buffer.Dir
 	g.mu.Unlock()
 	g.log.Info("gateway running", "identities", ids, "adapters", adapters, "queue", queue)
 	select {
@@ -259,7 +259,7 @@ func (g *Gateway) startHub(ctx context.Context, cfg *Config) error {
 func register(h *hubsim.Hub, ids []identity.Config) error {
 	for i := range ids {
 		id := &ids[i]
-		if id.Key != "" || id.KeyFile != "" || id.CertFile != "" {
+		if id.Key != "" || id.KeyFile != "" || id.CertFile != "" || id.DPS != nil {
 			continue
 		}
 		devID, modID, _ := strings.Cut(id.ID, "/")

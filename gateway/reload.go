@@ -141,8 +141,27 @@ func (g *Gateway) Reload(ctx context.Context, next *Config) error {
 	g.mu.Unlock()
 	loaded := map[string]*identity.Identity{}
 	var errs []error
+	wanted := func(id string) bool {
+		return slices.Contains(d.identities.added, id) || slices.Contains(d.identities.changed, id)
+	}
 	for i, ic := range eff.Identities {
-		if !slices.Contains(d.identities.added, ic.ID) && !slices.Contains(d.identities.changed, ic.ID) {
+		if ic.Count > 0 { // a fleet: load it whole (its keys derive from one group key), keep what changed
+			if !slices.ContainsFunc(ic.IDs(), wanted) {
+				continue
+			}
+			all, err := identity.LoadAll(ic, g.log.With("room", "northbound"))
+			if err != nil {
+				errs = append(errs, edgegw.PrefixErrors(fmt.Sprintf("identities[%d]", i), err))
+				continue
+			}
+			for _, id := range all {
+				if wanted(string(id.ID)) {
+					loaded[string(id.ID)] = id
+				}
+			}
+			continue
+		}
+		if !wanted(ic.ID) {
 			continue
 		}
 		if hub != nil {

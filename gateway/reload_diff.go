@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -30,8 +31,23 @@ type changes struct{ added, changed, removed []string }
 
 func (c changes) none() bool { return len(c.added)+len(c.changed)+len(c.removed) == 0 }
 
+// String lists the changes, at most 20 of them and how many more (a fleet
+// that grows by thousands is one line, not thousands of names).
 func (c changes) String() string {
-	return strings.Join(prefixed("", c.added, c.changed, c.removed), " ")
+	all := prefixed("", c.added, c.changed, c.removed)
+	if len(all) > 20 {
+		return strings.Join(all[:20], " ") + fmt.Sprintf(" and %d more", len(all)-20)
+	}
+	return strings.Join(all, " ")
+}
+
+// members expands the fleets among ids: one config per identity.
+func members(ids []identity.Config) []identity.Config {
+	var out []identity.Config
+	for i := range ids {
+		out = append(out, ids[i].Members()...)
+	}
+	return out
 }
 
 // prefixed writes each name as +name, ~name or -name.
@@ -95,7 +111,7 @@ func diffConfigs(cur, next *Config) *configDiff {
 	keep("status", sameValue(cur.Status, next.Status), func() { eff.Status = cur.Status })
 	keep("memory", sameValue(cur.Memory, next.Memory), func() { eff.Memory = cur.Memory })
 
-	d.identities = diffBy(cur.Identities, next.Identities, func(c identity.Config) string { return c.ID })
+	d.identities = diffBy(members(cur.Identities), members(next.Identities), func(c identity.Config) string { return c.ID })
 
 	old := map[string]SouthboundConfig{}
 	for _, s := range cur.Southbound {

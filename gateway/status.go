@@ -79,6 +79,8 @@ func timePtr(t time.Time) *time.Time {
 func identityStatus(s *northbound.Status, ss *buffer.StreamStats, now time.Time) ops.Identity {
 	id := ops.Identity{
 		ID:                 string(s.Identity),
+		Hub:                s.Hub,
+		DeviceID:           s.DeviceID,
 		Connected:          s.Connected,
 		ConnectedSince:     timePtr(s.ConnectedSince),
 		InFlight:           s.InFlight,

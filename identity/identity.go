@@ -44,6 +44,17 @@ type Config struct {
 	// profile only).
 	Username string        `yaml:"username"`
 	Password edgegw.Secret `yaml:"password"`
+
+	// DPS, when set, has the identity provisioned by the Device
+	// Provisioning Service: it learns its hub and device id by registering
+	// (dps.go).
+	DPS *DPSConfig `yaml:"dps"`
+	// Count makes the entry a fleet of Count identities provisioned by one
+	// group enrollment: ID then holds "{n}" (or "{n:W}", zero-padded to W
+	// digits), replaced by First, First+1, ... (fleet.go).
+	Count int `yaml:"count"`
+	// First is the number of the fleet's first identity; default 1.
+	First *int `yaml:"first"`
 }
 
 // MaxIDLength is IoT Hub's limit for device and module ids.
@@ -53,7 +64,9 @@ const MaxIDLength = 128
 // is checked by the profile. Paths are relative to this identity.
 func (c *Config) Validate() error {
 	var errs []error
-	if err := validID(c.ID); err != nil {
+	if c.Count != 0 || c.First != nil {
+		errs = append(errs, c.validateFleet())
+	} else if err := validID(c.ID); err != nil {
 		errs = append(errs, edgegw.Errorf("id", "%v (got %q)", err, c.ID))
 	}
 	if c.Key != "" && c.KeyFile != "" {
@@ -78,11 +91,17 @@ func (c *Config) Validate() error {
 	if c.Password != "" && c.Username == "" {
 		errs = append(errs, edgegw.Errorf("username", "must be set when password is"))
 	}
+	if c.DPS != nil {
+		errs = append(errs, c.validateDPS())
+	}
 	return errors.Join(errs...)
 }
 
-// HasKey reports whether c carries a symmetric key (inline or in a file).
-func (c *Config) HasKey() bool { return c.Key != "" || c.KeyFile != "" }
+// HasKey reports whether c carries a symmetric key (inline or in a file,
+// its own or, with DPS, a group enrollment key it derives its own from).
+func (c *Config) HasKey() bool {
+	return c.Key != "" || c.KeyFile != "" || c.DPS != nil && c.DPS.hasGroupKey()
+}
 
 // HasCert reports whether c carries an X.509 client certificate.
 func (c *Config) HasCert() bool { return c.CertFile != "" }
@@ -131,16 +150,24 @@ type Identity struct {
 	Username string
 	Password edgegw.Secret
 
+	// DPS is how the identity learns its hub, nil when the hub is
+	// configured. ID and Device are then the registration id until the
+	// hub side is known (see WithDevice).
+	DPS *Provisioning
+
 	keys [][]byte // primary, then secondary; decoded
 	cert *tls.Certificate
 }
 
 // Load validates c, decodes its keys and reads its key and certificate
-// files. A key or certificate-key file readable by group or others gives
+// files (a fleet entry needs LoadAll). A key or certificate-key file readable by group or others gives
 // one warning on log (nil discards); the key itself is never logged.
 func Load(c Config, log *slog.Logger) (*Identity, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if c.Count != 0 {
+		return nil, errors.New("a fleet entry (count) stands for several identities: use LoadAll")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -171,6 +198,11 @@ func Load(c Config, log *slog.Logger) (*Identity, error) {
 			return nil, edgegw.Errorf("cert_file", "%v", err)
 		}
 		id.cert = cert
+	}
+	if c.DPS != nil {
+		if err := id.loadDPS(c, log); err != nil {
+			return nil, err
+		}
 	}
 	return id, nil
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/edgegw/edgegw"
@@ -203,9 +204,14 @@ func compile(c *Config) (*tables, error) {
 }
 
 func idList(ids []edgegw.DeviceID) string {
+	const most = 20 // a fleet has thousands: name a few
 	s := make([]string, len(ids))
 	for i, id := range ids {
 		s[i] = string(id)
+	}
+	if len(s) > most {
+		sort.Strings(s)
+		return strings.Join(s[:most], ", ") + fmt.Sprintf(", ... (%d in all)", len(s))
 	}
 	return list(s)
 }

@@ -260,7 +260,7 @@ func connectPaho(b *testing.B, cfg Config, ids []identity.Config, rate int) ([]p
 			b.Fatal(err)
 		}
 		o := paho.NewClientOptions().AddBroker("mqtts://" + cfg.Address).SetClientID(prof.clientID(id)).
-			SetUsername(prof.username(id)).SetPassword(tok).SetTLSConfig(tlsCfg).SetKeepAlive(cfg.KeepAlive).
+			SetUsername(prof.username(id, cfg.Host)).SetPassword(tok).SetTLSConfig(tlsCfg).SetKeepAlive(cfg.KeepAlive).
 			SetAutoReconnect(false).SetCleanSession(true).SetOrderMatters(false)
 		clients[i] = paho.NewClient(o)
 		<-tick.C

@@ -26,6 +26,9 @@ type Config struct {
 	Profile string `yaml:"profile"`
 	// Host is the hub's host name, e.g. myhub.azure-devices.net. For IoT Hub
 	// it is also the name in MQTT usernames and SAS token audiences.
+	// Identities provisioned by DPS connect to the hub DPS assigns them
+	// instead (with Port, CAFile, Transport from here), so Host may be
+	// empty when every identity is.
 	Host string `yaml:"host"`
 	// Port defaults to 8883 (443 for websocket; 1883 and 80 when insecure).
 	Port int `yaml:"port"`
@@ -93,6 +96,11 @@ type Config struct {
 
 	// Topics are the mqtt profile's per-identity topic templates.
 	Topics Topics `yaml:"topics"`
+
+	// ProvisioningDir is where the hubs DPS assigned are kept (one file
+	// per registration id); set by the gateway to <state_dir>/dps. Empty:
+	// identities register at every start.
+	ProvisioningDir string `yaml:"-"`
 }
 
 // Topics are topic templates for the mqtt profile. "{id}" is replaced by
@@ -173,9 +181,7 @@ func (c *Config) Validate() error {
 	if c.Profile != ProfileIoTHub && c.Profile != ProfileMQTT {
 		add("profile", "must be %q or %q (got %q)", ProfileIoTHub, ProfileMQTT, c.Profile)
 	}
-	if c.Host == "" {
-		add("host", "must be set (the hub's host name)")
-	} else if strings.ContainsAny(c.Host, "/: ") {
+	if strings.ContainsAny(c.Host, "/: ") { // set unless DPS assigns every identity's hub (ValidateIdentities)
 		add("host", "must be a host name without scheme, port or path (got %q)", c.Host)
 	}
 	if c.Port < 1 || c.Port > 65535 {
@@ -254,11 +260,26 @@ func (t *Topics) validate() error {
 	return errors.Join(errs...)
 }
 
-// ValidateIdentities checks the identities against the profile: unique ids,
-// and credentials the profile can use. Paths are "[i].field".
+// ValidateHost checks that Host is set unless DPS assigns the hub of every
+// identity in ids.
+func (c *Config) ValidateHost(ids []identity.Config) error {
+	if c.Host != "" {
+		return nil
+	}
+	for _, ic := range ids {
+		if ic.DPS == nil {
+			return edgegw.Errorf("host", "must be set (the hub's host name) unless DPS assigns every identity's hub (dps)")
+		}
+	}
+	return nil
+}
+
+// ValidateIdentities checks the identities against the profile: unique ids
+// (and registration ids), and credentials the profile can use; a fleet
+// entry is checked once, its ids each. Paths are "[i].field".
 func (c *Config) ValidateIdentities(ids []identity.Config) error {
 	var errs []error
-	seen := map[string]int{}
+	seen, regs := map[string]int{}, map[string]int{}
 	for i := range ids {
 		ic := &ids[i]
 		path := fmt.Sprintf("[%d]", i)
@@ -266,10 +287,33 @@ func (c *Config) ValidateIdentities(ids []identity.Config) error {
 			errs = append(errs, edgegw.PrefixErrors(path, err))
 			continue
 		}
-		if j, dup := seen[ic.ID]; dup {
-			errs = append(errs, edgegw.Errorf(path+".id", "duplicate of identities[%d] (got %q)", j, ic.ID))
+		for _, id := range ic.IDs() {
+			if j, dup := seen[id]; dup {
+				errs = append(errs, edgegw.Errorf(path+".id", "duplicate of identities[%d] (got %q)", j, id))
+				break
+			}
+			seen[id] = i
 		}
-		seen[ic.ID] = i
+		if ic.DPS != nil {
+			if c.Profile != ProfileIoTHub {
+				errs = append(errs, edgegw.Errorf(path+".dps", "DPS assigns IoT Hubs: needs hub.profile %s", ProfileIoTHub))
+			}
+			if c.Insecure {
+				errs = append(errs, edgegw.Errorf(path+".dps", "DPS and the hubs it assigns speak TLS only: remove hub.insecure"))
+			}
+			reg := ic.IDs() // a registration id is the id unless set
+			if ic.DPS.RegistrationID != "" {
+				reg = []string{ic.DPS.RegistrationID}
+			}
+			for _, r := range reg {
+				if j, dup := regs[r]; dup && j != i {
+					errs = append(errs, edgegw.Errorf(path+".dps", "registration id %q is also the registration id of identities[%d]", r, j))
+					break
+				}
+				regs[r] = i
+			}
+			continue
+		}
 		if c.Profile == ProfileIoTHub {
 			switch {
 			case !ic.HasKey() && !ic.HasCert():

@@ -28,7 +28,7 @@ func TestConfigDefaults(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("%+v: %v", tt.in, err)
 		}
-		ep, err := newEndpoint(&c)
+		ep, err := newEndpoint(&c, nil)
 		if err != nil || c.Port != tt.port || ep.url != tt.url {
 			t.Errorf("%+v: port %d url %s err %v", tt.in, c.Port, ep.url, err)
 		}
@@ -44,7 +44,6 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{func(c *Config) { c.Profile = "aws" }, `profile: must be "azure-iothub" or "mqtt" (got "aws")`},
-		{func(c *Config) { c.Host = "" }, "host: must be set"},
 		{func(c *Config) { c.Host = "mqtts://x" }, "host: must be a host name"},
 		{func(c *Config) { c.Port = 70000 }, "port: must be 1-65535 (got 70000)"},
 		{func(c *Config) { c.Transport = "quic" }, "transport: must be"},

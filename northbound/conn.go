@@ -50,6 +50,13 @@ type link struct {
 	highSent  uint64        // highest sequence ever published, owned by the worker
 	failures  int           // consecutive failures, owned by the worker
 
+	// The hub (provision.go); owned by the worker, except hid.
+	hub          *hubTarget                        // nil until a DPS identity has one
+	hid          atomic.Pointer[identity.Identity] // hub.hid, for every goroutine
+	reprovision  bool                              // register with DPS before the next connect
+	cacheTried   bool                              // the kept assignment was looked at
+	hubFailSince time.Time                         // first of the current run of failures at the hub
+
 	// The worker (worker.go).
 	sv       supervisor
 	sess     *session        // the connected session, nil when none; owned by the worker
@@ -84,6 +91,10 @@ func newLink(p *Pool, id *identity.Identity) *link {
 	l := &link{p: p, id: id, stream: string(id.ID), log: p.log.With("identity", string(id.ID)),
 		cmds: make(chan struct{}, p.cfg.MaxCommands), desiredWake: make(chan struct{}, 1), desiredTurn: make(chan struct{}, 1)}
 	l.st.s.Identity = id.ID
+	if id.DPS == nil {
+		l.hub = &hubTarget{ep: p.ep, host: p.cfg.Host, hid: id}
+		l.st.s.Hub, l.st.s.DeviceID = p.cfg.Host, id.Device
+	}
 	l.kickFn = l.kick
 	l.sv = supervisor{
 		lim:     p.limiter,
@@ -98,6 +109,7 @@ func newLink(p *Pool, id *identity.Identity) *link {
 // failed records a failed attempt or a lost connection.
 func (l *link) failed(err error, fails int) {
 	l.failures = fails
+	l.hubFailed(err)
 	now := time.Now()
 	l.st.update(func(s *Status) { s.LastError, s.LastErrorTime, s.LastErrorCleared = err.Error(), now, time.Time{} })
 	if errors.Is(err, ErrRefused) && l.id.Keys() > 1 {
@@ -162,13 +174,18 @@ func (l *link) connect(ctx context.Context) error {
 	cfg, prof := &l.p.cfg, l.p.prof
 	s := &session{l: l,
 		slots: make(chan struct{}, cfg.InFlight), queue: make(chan *flight, cfg.InFlight), twinDue: l.p.hasTwin()}
+	hub, err := l.target(ctx)
+	if err != nil {
+		return err
+	}
+	hid, ep := hub.hid, hub.ep
 	s.ctx, s.cancel = context.WithCancelCause(l.ctx) // not ctx: a removal lets the session finish
-	user, pass := prof.username(l.id), prof.password(l.id)
+	user, pass := prof.username(hid, hub.host), prof.password(hid)
 	var expiry time.Time
-	if prof.sas(l.id) {
+	if prof.sas(hid) {
 		var renew time.Time
 		expiry, renew = l.p.schedule.Next(time.Now())
-		tok, err := l.id.Token(l.p.cfg.Host, expiry, l.secondary.Load())
+		tok, err := hid.Token(hub.host, expiry, l.secondary.Load())
 		if err != nil {
 			s.cancel(nil)
 			return err
@@ -176,7 +193,7 @@ func (l *link) connect(ctx context.Context) error {
 		pass, s.renewAt = tok, renew
 	}
 	o := mqtt3.Options{
-		ClientID:     prof.clientID(l.id),
+		ClientID:     prof.clientID(hid),
 		Username:     user,
 		Password:     pass,
 		KeepAlive:    cfg.KeepAlive,
@@ -192,7 +209,7 @@ func (l *link) connect(ctx context.Context) error {
 	go func() {
 		dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 		defer cancel()
-		nc, err := l.p.ep.dial(dctx, l.id)
+		nc, err := ep.dial(dctx, hid)
 		if err == nil {
 			s.conn, err = mqtt3.Connect(dctx, nc, o)
 		}
@@ -209,15 +226,16 @@ func (l *link) connect(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("connect %s: no answer within %v", l.p.ep.url, cfg.ConnectTimeout)
+			return fmt.Errorf("connect %s: no answer within %v", ep.url, cfg.ConnectTimeout)
 		}
 		var refused *mqtt3.RefusedError
 		if errors.As(err, &refused) && (refused.Code == 4 || refused.Code == 5) {
-			return fmt.Errorf("connect %s: %w (%v)", l.p.ep.url, ErrRefused, err)
+			return fmt.Errorf("connect %s: %w (%v)", ep.url, ErrRefused, err)
 		}
-		return fmt.Errorf("connect %s: %w", l.p.ep.url, err)
+		return fmt.Errorf("connect %s: %w", ep.url, err)
 	}
 	l.connects++
+	l.hubFailSince = time.Time{}
 	now := time.Now()
 	l.st.update(func(st *Status) {
 		st.Connected, st.ConnectedSince, st.TokenExpiry = true, now, expiry
@@ -292,7 +310,7 @@ func (s *session) finish(reason error) error {
 func (s *session) subscribe() error {
 	s.l.subMu.Lock()
 	defer s.l.subMu.Unlock()
-	subs := s.l.p.prof.subscriptions(s.l.id)
+	subs := s.l.p.prof.subscriptions(s.l.hubID())
 	s.l.subscriptionsWanted(s, subs)
 	list := make([]mqtt3.Subscription, 0, len(subs))
 	for f, q := range subs {

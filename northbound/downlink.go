@@ -26,7 +26,7 @@ const maxC2DWaiting = 50
 // redeliver.
 func (s *session) onMessage(m *mqtt3.Message) {
 	l := s.l
-	in, err := l.p.prof.parse(l.id, m.Topic, m.Payload)
+	in, err := l.p.prof.parse(l.hubID(), m.Topic, m.Payload)
 	if err != nil {
 		m.Ack() // a redelivery would read no better
 		l.p.warn.warn("ignoring a message from the hub", "identity", l.stream, "err", err)
@@ -125,7 +125,7 @@ func (s *session) runC2D() {
 func (s *session) method(m *mqtt3.Message, in inbound) {
 	l := s.l
 	res := l.handle(edgegw.Command{Identity: l.id.ID, Kind: edgegw.Method, Name: in.name, Payload: m.Payload}, nil)
-	topic, payload, qos := l.p.prof.methodResponse(l.id, in.name, in.rid, res)
+	topic, payload, qos := l.p.prof.methodResponse(l.hubID(), in.name, in.rid, res)
 	t, err := s.conn.Publish(topic, qos, payload)
 	if err == nil && t != nil {
 		timer := time.NewTimer(l.p.cfg.AckTimeout)

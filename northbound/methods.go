@@ -51,9 +51,9 @@ func (l *link) commandFilter(kind edgegw.CommandKind) string {
 	case edgegw.Method:
 		f = "$iothub/methods/POST/#"
 	case edgegw.C2D:
-		f = "devices/" + l.id.Device + "/messages/devicebound/#"
+		f = "devices/" + l.hubID().Device + "/messages/devicebound/#"
 	}
-	if _, ok := l.p.prof.subscriptions(l.id)[f]; !ok {
+	if _, ok := l.p.prof.subscriptions(l.hubID())[f]; !ok {
 		return ""
 	}
 	return f
@@ -83,7 +83,7 @@ func (l *link) syncSubscriptions() {
 	if s == nil || s.ctx.Err() != nil {
 		return
 	}
-	all := l.p.prof.subscriptions(l.id)
+	all := l.p.prof.subscriptions(l.hubID())
 	for f, off := range l.subOff {
 		qos, ok := all[f]
 		if !ok || l.subOn[f] == !off {

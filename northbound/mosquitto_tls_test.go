@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -14,9 +15,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/identity"
 	"github.com/edgegw/edgegw/internal/testpeer"
 )
@@ -163,4 +168,93 @@ func startMosquittoConf(t *testing.T, conf func(port int) string) int {
 		return err == nil
 	})
 	return port
+}
+
+// TestMQTTProfileX509OnlyMosquitto authenticates every identity by its
+// client certificate alone, as Azure Event Grid's MQTT broker does:
+// mosquitto requires a certificate, takes the certificate's CN as the user
+// name, and its ACL lets each user publish only under its own name. Each
+// identity has its own certificate and the client id the config's template
+// gives; telemetry from both arrives, a command reaches the right identity,
+// and an identity without a certificate fails alone.
+func TestMQTTProfileX509OnlyMosquitto(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	sc, sk := ca.issue(t, "server", true)
+	acl := filepath.Join(dir, "acl")
+	os.WriteFile(acl, []byte("user test-sub\ntopic readwrite #\n\npattern readwrite plant/%u/#\n"), 0o600)
+	port := startMosquittoConf(t, func(port int) string {
+		return strings.Join([]string{
+			"listener " + strconv.Itoa(port) + " 127.0.0.1",
+			"cafile " + filepath.Join(dir, "ca.pem"), "certfile " + sc, "keyfile " + sk,
+			"require_certificate true", "use_identity_as_username true",
+			"acl_file " + acl, "allow_anonymous false", "persistence false",
+		}, "\n") + "\n"
+	})
+	subCert, subKey := ca.issue(t, "test-sub", false)
+	pair, err := tls.LoadX509KeyPair(subCert, subKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	url := "ssl://localhost:" + strconv.Itoa(port)
+	o := mqtt.NewClientOptions().AddBroker(url).SetClientID("test-sub").SetAutoReconnect(false).
+		SetTLSConfig(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}})
+	sub := mqtt.NewClient(o)
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber: %v", tok.Error())
+	}
+	t.Cleanup(func() { sub.Disconnect(100) })
+	var mu sync.Mutex
+	got := map[string]int{}
+	if tok := sub.Subscribe("plant/+/telemetry", 1, func(_ mqtt.Client, m mqtt.Message) {
+		mu.Lock()
+		got[strings.Split(m.Topic(), "/")[1]]++
+		mu.Unlock()
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+
+	ac, ak := ca.issue(t, "dev-a", false)
+	bc, bk := ca.issue(t, "dev-b", false)
+	cfg := Config{Profile: ProfileMQTT, Host: "localhost", Port: port, CAFile: filepath.Join(dir, "ca.pem"),
+		BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second,
+		Topics: Topics{ClientID: "gw1-{id}", Telemetry: "plant/{id}/telemetry", C2D: "plant/{id}/c2d",
+			Commands: "plant/{id}/commands", Responses: "plant/{id}/responses", Desired: "plant/{id}/desired", Reported: "plant/{id}/reported"}}
+	ids := []identity.Config{
+		{ID: "dev-a", CertFile: ac, CertKeyFile: ak},
+		{ID: "dev-b", CertFile: bc, CertKeyFile: bk},
+		{ID: "dev-nocert"},
+	}
+	q := newMemQueue()
+	for _, ic := range ids {
+		for i := 1; i <= 10; i++ {
+			q.append(ic.ID, telemetry(ic.ID, i))
+		}
+	}
+	rec := newRecorder()
+	log, _ := testLogger(t)
+	p, err := New(cfg, ids, q, rec, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPool(t, p)
+	eventually(t, 20*time.Second, "both certificate identities drained", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return q.pending("dev-a") == 0 && q.pending("dev-b") == 0 && got["dev-a"] >= 10 && got["dev-b"] >= 10
+	})
+	if tok := sub.Publish("plant/dev-b/c2d", 1, false, `{"open":true}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("c2d: %v", tok.Error())
+	}
+	if c := rec.next(t, edgegw.C2D); c.Identity != "dev-b" || string(c.Payload) != `{"open":true}` {
+		t.Fatalf("command %+v", c)
+	}
+	eventually(t, 20*time.Second, "the identity without a certificate failing", func() bool {
+		return p.Status()[2].LastError != ""
+	})
+	if q.pending("dev-nocert") != 10 || !p.Status()[0].Connected || !p.Status()[1].Connected {
+		t.Fatalf("status %+v", p.Status())
+	}
 }

@@ -2,6 +2,7 @@ package northbound
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/identity"
+	"github.com/edgegw/edgegw/northbound/dps"
 	"golang.org/x/time/rate"
 )
 
@@ -17,7 +19,12 @@ import (
 type Pool struct {
 	cfg      Config
 	prof     profile
-	ep       *endpoint
+	ep       *endpoint // the configured hub; nil when DPS assigns every identity's
+	roots    *x509.CertPool
+	reg      *dps.Registrar // nil when no identity is provisioned by DPS
+	cache    *dps.Cache     // nil: assignments are not kept
+	hubsMu   sync.Mutex
+	hubs     map[string]*endpoint // assigned hubs by host:port
 	q        Queue
 	down     Downlink
 	log      *slog.Logger
@@ -45,20 +52,28 @@ func New(cfg Config, ids []identity.Config, q Queue, down Downlink, log *slog.Lo
 		return nil, errors.New("northbound: a queue and a downlink are required")
 	}
 	cfg.SetDefaults()
-	if err := errors.Join(cfg.Validate(), edgegw.PrefixErrors("identities", cfg.ValidateIdentities(ids))); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.ValidateHost(ids), edgegw.PrefixErrors("identities", cfg.ValidateIdentities(ids))); err != nil {
 		return nil, err
 	}
-	ep, err := newEndpoint(&cfg)
+	roots, err := loadRoots(&cfg)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Insecure {
-		log.Warn("hub connection is not encrypted (insecure: true); use only for local tests", "url", ep.url)
+	var ep *endpoint
+	if cfg.Host != "" {
+		if ep, err = newEndpoint(&cfg, roots); err != nil {
+			return nil, err
+		}
+		if cfg.Insecure {
+			log.Warn("hub connection is not encrypted (insecure: true); use only for local tests", "url", ep.url)
+		}
 	}
 	p := &Pool{
 		cfg:      cfg,
 		prof:     newProfile(&cfg),
 		ep:       ep,
+		roots:    roots,
+		hubs:     map[string]*endpoint{},
 		q:        q,
 		down:     down,
 		log:      log,
@@ -70,14 +85,22 @@ func New(cfg Config, ids []identity.Config, q Queue, down Downlink, log *slog.Lo
 	}
 	var errs []error
 	for i, ic := range ids {
-		id, err := identity.Load(ic, log)
+		loaded, err := identity.LoadAll(ic, log)
 		if err != nil {
 			errs = append(errs, edgegw.PrefixErrors(fmt.Sprintf("identities[%d]", i), err))
 			continue
 		}
-		l := newLink(p, id)
-		p.links = append(p.links, l)
-		p.byID[id.ID] = l
+		for _, id := range loaded {
+			if id.DPS != nil && p.reg == nil {
+				p.reg = &dps.Registrar{RootCAs: roots, ConnectTimeout: cfg.ConnectTimeout, RequestTimeout: cfg.AckTimeout, TokenTTL: cfg.TokenTTL}
+				if cfg.ProvisioningDir != "" {
+					p.cache = &dps.Cache{Dir: cfg.ProvisioningDir}
+				}
+			}
+			l := newLink(p, id)
+			p.links = append(p.links, l)
+			p.byID[id.ID] = l
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -103,7 +126,11 @@ func (p *Pool) Run(ctx context.Context) error {
 		p.mu.Unlock()
 	}()
 
-	p.log.Info("connecting identities", "count", len(p.links), "url", p.ep.url,
+	url := "(assigned by DPS)"
+	if p.ep != nil {
+		url = p.ep.url
+	}
+	p.log.Info("connecting identities", "count", len(p.links), "url", url,
 		"profile", p.cfg.Profile, "connect_rate", p.cfg.ConnectRate)
 	var wg sync.WaitGroup
 	wg.Add(1) // Run's own count: Add may start links until ctx ends

@@ -16,7 +16,8 @@ import (
 // use.
 type profile interface {
 	clientID(id *identity.Identity) string
-	username(id *identity.Identity) string
+	// username is the CONNECT user name at the hub named host.
+	username(id *identity.Identity, host string) string
 	// password returns the static password, or "" when a SAS token (or
 	// nothing) is used.
 	password(id *identity.Identity) string
@@ -61,7 +62,7 @@ func newProfile(c *Config) profile {
 	if c.Profile == ProfileMQTT {
 		return &mqttProfile{t: c.Topics}
 	}
-	return &iothubProfile{host: c.Host, apiVersion: c.APIVersion, modelID: c.ModelID}
+	return &iothubProfile{apiVersion: c.APIVersion, modelID: c.ModelID}
 }
 
 // bagValue returns the value of key in props and whether it was there.

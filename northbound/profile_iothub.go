@@ -51,14 +51,14 @@ func messageSize(m *edgegw.Message) int {
 
 // iothubProfile speaks IoT Hub's MQTT device protocol.
 type iothubProfile struct {
-	host, apiVersion, modelID string
+	apiVersion, modelID string
 }
 
 func (p *iothubProfile) clientID(id *identity.Identity) string { return string(id.ID) }
 
 // username is "{host}/{device}[/{module}]/?api-version=...".
-func (p *iothubProfile) username(id *identity.Identity) string {
-	u := p.host + "/" + string(id.ID) + "/?api-version=" + p.apiVersion
+func (p *iothubProfile) username(id *identity.Identity, host string) string {
+	u := host + "/" + string(id.ID) + "/?api-version=" + p.apiVersion
 	if p.modelID != "" {
 		u += "&model-id=" + iothub.EscapeComponent(p.modelID)
 	}

@@ -16,7 +16,7 @@ type mqttProfile struct {
 
 func (p *mqttProfile) clientID(id *identity.Identity) string { return expand(p.t.ClientID, id) }
 
-func (p *mqttProfile) username(id *identity.Identity) string { return id.Username }
+func (p *mqttProfile) username(id *identity.Identity, _ string) string { return id.Username }
 
 func (p *mqttProfile) password(id *identity.Identity) string { return id.Password.Reveal() }
 

@@ -20,7 +20,7 @@ func telemetryTopic(p profile, id *identity.Identity, m *edgegw.Message) string 
 }
 
 func TestIoTHubTopics(t *testing.T) {
-	p := &iothubProfile{host: "hub.example", apiVersion: "2021-04-12"}
+	p := &iothubProfile{apiVersion: "2021-04-12"}
 	m := &edgegw.Message{MessageID: "m 1", ContentType: "application/json", ContentEncoding: "utf-8",
 		Properties: []edgegw.Property{{Key: "alert", Value: "yes&no"}, {Key: "$x", Value: ""}}}
 	tests := []struct{ id, want string }{
@@ -35,7 +35,7 @@ func TestIoTHubTopics(t *testing.T) {
 	if got := telemetryTopic(p, ident("d"), &edgegw.Message{}); got != "devices/d/messages/events/" {
 		t.Errorf("no properties: %s", got)
 	}
-	if got := p.username(ident("gw/mod")); got != "hub.example/gw/mod/?api-version=2021-04-12&DeviceClientType=edgegw%2F1" {
+	if got := p.username(ident("gw/mod"), "hub.example"); got != "hub.example/gw/mod/?api-version=2021-04-12&DeviceClientType=edgegw%2F1" {
 		t.Errorf("username %s", got)
 	}
 	if subs := p.subscriptions(ident("gw/mod")); len(subs) != 3 {

@@ -67,13 +67,13 @@ func (s *session) send(items []item) {
 		switch it.msg.Kind {
 		case edgegw.Reported:
 			rid := l.nextRID()
-			topic, twin := l.p.prof.reportedTopic(l.id, rid)
+			topic, twin := l.p.prof.reportedTopic(l.hubID(), rid)
 			if twin {
 				f.twin, f.rid, qos = s.expect(rid), rid, 0
 			}
 			b.topics = append(b.topics, topic...)
 		default:
-			b.topics = l.p.prof.appendTelemetryTopic(b.topics, l.id, &it.msg)
+			b.topics = l.p.prof.appendTelemetryTopic(b.topics, l.hubID(), &it.msg)
 		}
 		if n := len(b.topics) - start; n > 65535 { // MQTT cannot carry it: never sendable
 			b.topics = b.topics[:start]

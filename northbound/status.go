@@ -16,6 +16,8 @@ import (
 // Status is one identity's connection state, for operations.
 type Status struct {
 	Identity       edgegw.DeviceID
+	Hub            string // the hub connected to: the configured one, or the one DPS assigned ("" until known)
+	DeviceID       string // the device id at that hub (DPS may assign another than Identity)
 	Connected      bool
 	ConnectedSince time.Time // zero when not connected
 	LastPUBACK     time.Time // last acknowledgement from the hub

@@ -32,11 +32,43 @@ type endpoint struct {
 	shared   *tls.Config // for identities without a client certificate
 }
 
-func newEndpoint(c *Config) (*endpoint, error) {
+// loadRoots returns the CA pool hubs' certificates are verified against:
+// RootCAs, the CAFile's certificates, or nil for the system roots.
+func loadRoots(c *Config) (*x509.CertPool, error) {
+	switch {
+	case c.Insecure:
+		return nil, nil
+	case c.RootCAs != nil:
+		return c.RootCAs, nil
+	case c.CAFile != "":
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no PEM certificates in it", c.CAFile)
+		}
+		return roots, nil
+	}
+	return nil, nil
+}
+
+// newEndpoint returns the endpoint of the configured hub (Host, or the
+// Address dialled in its place).
+func newEndpoint(c *Config, roots *x509.CertPool) (*endpoint, error) {
 	addr := c.Address
 	if addr == "" {
 		addr = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
 	}
+	return makeEndpoint(c, addr, roots)
+}
+
+// makeEndpoint returns an endpoint that dials addr and verifies the
+// certificate of addr's host against roots. Each hub has its own endpoint
+// (and TLS session cache): identities that DPS assigned to different hubs
+// verify each hub by its own name.
+func makeEndpoint(c *Config, addr string, roots *x509.CertPool) (*endpoint, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("address %q: %w", addr, err)
@@ -50,19 +82,7 @@ func newEndpoint(c *Config) (*endpoint, error) {
 	if c.Insecure {
 		return e, nil
 	}
-	switch {
-	case c.RootCAs != nil:
-		e.roots = c.RootCAs
-	case c.CAFile != "":
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		e.roots = x509.NewCertPool()
-		if !e.roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificates in it", c.CAFile)
-		}
-	}
+	e.roots = roots
 	e.sessions = tls.NewLRUClientSessionCache(64)
 	e.shared = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: e.roots, ServerName: e.serverName, ClientSessionCache: e.sessions}
 	return e, nil

@@ -19,7 +19,12 @@ type Status struct {
 
 // Identity is one identity's connection to the hub and its queue.
 type Identity struct {
-	ID             string     `json:"id"`
+	ID string `json:"id"`
+	// Hub is the hub this identity connects to: the configured one, or
+	// the one the provisioning service assigned (absent until known);
+	// DeviceID is its device id there, when DPS assigned another.
+	Hub            string     `json:"hub,omitempty"`
+	DeviceID       string     `json:"device_id,omitempty"`
 	Connected      bool       `json:"connected"`
 	ConnectedSince *time.Time `json:"connected_since,omitempty"`
 	// Queued counts messages in the buffer not yet acknowledged by the

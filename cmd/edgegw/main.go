@@ -78,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "check":
-		fmt.Fprintf(stdout, "%s: ok (%d identities, %d adapters)\n", *configPath, len(cfg.Identities), len(cfg.Southbound))
+		fmt.Fprintf(stdout, "%s: ok (%d identities, %d adapters)\n", *configPath, len(cfg.Mapping.Identities), len(cfg.Southbound)) // a fleet counts as its members
 		return 0
 	case "sas-token":
 		return printSASToken(cfg, *identityID, *ttl, stdout, stderr)
