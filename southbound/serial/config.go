@@ -21,7 +21,9 @@ type Config struct {
 	// Delimiter ends each incoming line (default "\n"). With "\n", a
 	// trailing "\r" is removed from the line too.
 	Delimiter string `yaml:"delimiter"`
-	// Terminator is appended to every frame sent (SendFrame), default "\r\n".
+	// Terminator is appended to every frame sent (SendFrame), default
+	// "\r\n", unless the frame already ends with it: a frame is never
+	// terminated twice.
 	Terminator string `yaml:"terminator"`
 	// MaxLine is the longest line accepted, in bytes without the delimiter
 	// (default 1024). Longer lines are counted as garbage and skipped up to
