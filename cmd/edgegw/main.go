@@ -1,5 +1,5 @@
 // Command edgegw is the edge gateway: it runs a config, checks one, prints
-// a SAS token for an identity, or prints its version.
+// a SAS token for an identity or a LAN password's hash, or its version.
 //
 // Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 package main
@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgegw/edgegw/configs"
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/southbound/lanmqtt"
 )
 
 var version = "" // set with -ldflags "-X main.version=v1.2.3"
@@ -31,6 +32,8 @@ commands:
   check -config FILE        decode and validate a config file, then exit
   sas-token -config FILE -identity ID [-ttl 1h]
                             print a SAS token for an identity (for mosquitto_pub tests)
+  passwd [-iterations N]    read a LAN user's password (terminal or first line of
+                            standard input) and print its hash for lanmqtt users
   version                   print the version
 `
 
@@ -47,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "", "config file (YAML)")
 	identityID := fs.String("identity", "", "identity id (sas-token)")
 	ttl := fs.Duration("ttl", 0, "token lifetime (sas-token; default 1h)")
+	iterations := fs.Int("iterations", lanmqtt.DefaultIterations, "PBKDF2 iterations (passwd)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -58,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, "edgegw", versionString())
 		return 0
+	case "passwd":
+		return printPasswordHash(*iterations, stdout, stderr)
 	case "check", "run", "sas-token":
 	case "help":
 		fmt.Fprint(stdout, usage)
