@@ -29,7 +29,8 @@ const usage = `usage: edgegw [command] [flags]
 commands:
   run [-config FILE]        run the gateway (default command; without -config,
                             the embedded quickstart config with a local hub emulator)
-  check -config FILE        decode and validate a config file, then exit
+  check -config FILE        decode and validate a config file and open every file
+                            it names, then exit (warnings on stderr)
   sas-token -config FILE -identity ID [-ttl 1h]
                             print a SAS token for an identity (for mosquitto_pub tests)
   passwd [-iterations N]    read a LAN user's password (terminal or first line of
@@ -83,6 +84,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "check":
+		if code := checkFiles(cfg, stderr, nil); code != 0 {
+			return code
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d identities, %d adapters)\n", *configPath, len(cfg.Identities), len(cfg.Southbound))
 		return 0
 	case "sas-token":
@@ -90,6 +94,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	log := newLogger(cfg.Log, stderr)
+	if code := checkFiles(cfg, stderr, log); code != 0 {
+		return code
+	}
 	cfg.Memory.Apply(log)
 	gw, err := gateway.New(cfg, log)
 	if err != nil {

@@ -53,7 +53,7 @@ func TestExitCodes(t *testing.T) {
 func TestUnreadableFilesExit2(t *testing.T) {
 	dir := t.TempDir()
 	for name, c := range map[string]struct{ hub, want string }{
-		"ca file":  {"{host: hub.example.net, ca_file: " + dir + "/missing-ca.pem}", ": hub: ca_file:"},
+		"ca file":  {"{host: hub.example.net, ca_file: " + dir + "/missing-ca.pem}", ": hub.ca_file: open "},
 		"key file": {"{host: hub.example.net}", ": identities[0]"},
 	} {
 		t.Run(name, func(t *testing.T) {
