@@ -109,7 +109,28 @@ var (
 	_ northbound.TwinObserver = (*downlink)(nil)
 )
 
+// Handle carries out one command and logs its outcome at info: identity,
+// kind, name or version, status and latency (commands are rare beside
+// telemetry; an operator wants each one on record).
 func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
+	start := time.Now()
+	res := d.handle(ctx, cmd)
+	attrs := []any{"identity", cmd.Identity, "kind", cmd.Kind.String()}
+	switch cmd.Kind {
+	case edgegw.Method:
+		attrs = append(attrs, "name", cmd.Name)
+	case edgegw.Desired:
+		attrs = append(attrs, "version", cmd.Version)
+	}
+	if d.relayer(cmd.Identity) != nil {
+		attrs = append(attrs, "relayed", true)
+	}
+	attrs = append(attrs, "status", res.Status, "latency", time.Since(start).Round(time.Microsecond))
+	d.log.Info("command", attrs...)
+	return res
+}
+
+func (d *downlink) handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
 	if r := d.relayer(cmd.Identity); r != nil {
 		if cmd.Kind == edgegw.Desired {
 			d.twins.Desired(cmd.Identity, cmd.Payload, cmd.Version, cmd.Full)

@@ -31,8 +31,12 @@ commands:
                             the embedded quickstart config with a local hub emulator)
   check -config FILE        decode and validate a config file and open every file
                             it names, then exit (warnings on stderr)
-  sas-token -config FILE -identity ID [-ttl 1h]
-                            print a SAS token for an identity (for mosquitto_pub tests)
+  sas-token [-config FILE] -identity ID [-ttl 1h]
+                            print a SAS token for an identity (for mosquitto_pub tests);
+                            without -config, for the quickstart's embedded hub
+  sas-token [-config FILE] -policy NAME [-ttl 1h]
+                            print a service token of the embedded hub (hubsim) for its
+                            REST API, e.g. -policy iothubowner
   passwd [-iterations N]    read a LAN user's password (terminal or first line of
                             standard input) and print its hash for lanmqtt users
   version                   print the version
@@ -50,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	configPath := fs.String("config", "", "config file (YAML)")
 	identityID := fs.String("identity", "", "identity id (sas-token)")
+	policy := fs.String("policy", "", "shared access policy of the embedded hub (sas-token)")
 	ttl := fs.Duration("ttl", 0, "token lifetime (sas-token; default 1h)")
 	iterations := fs.Int("iterations", lanmqtt.DefaultIterations, "PBKDF2 iterations (passwd)")
 	if err := fs.Parse(args); err != nil {
@@ -73,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgegw: unknown command %q\n%s", cmd, usage)
 		return 2
 	}
-	if *configPath == "" && cmd != "run" {
+	if *configPath == "" && cmd == "check" {
 		fmt.Fprintf(stderr, "edgegw %s: -config is required\n", cmd)
 		return 2
 	}
@@ -90,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok (%d identities, %d adapters)\n", *configPath, len(cfg.Identities), len(cfg.Southbound))
 		return 0
 	case "sas-token":
-		return printSASToken(cfg, *identityID, *ttl, stdout, stderr)
+		return printSASToken(cfg, *identityID, *policy, *ttl, stdout, stderr)
 	}
 
 	log := newLogger(cfg.Log, stderr)

@@ -27,7 +27,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"check", "-config", broken}, 2, "", broken + ": bogus: unknown key"},
 		{[]string{"check", "-config", "../../configs/quickstart.yaml"}, 0, "ok", ""},
 		{[]string{"check", "-config", "../../configs/quickstart.yaml", "extra"}, 2, "", `unexpected argument "extra"`},
-		{[]string{"sas-token", "-config", "../../configs/plant-iothub.yaml"}, 2, "", "-identity is required"},
+		{[]string{"sas-token", "-config", "../../configs/plant-iothub.yaml"}, 2, "", "-identity or -policy is required"},
 		{[]string{"sas-token", "-config", "../../configs/plant-iothub.yaml", "-identity", "nobody"}, 2, "", `"nobody" is not in identities`},
 	}
 	for _, c := range cases {
