@@ -187,7 +187,7 @@ func TestQuickstartDownRoad(t *testing.T) {
 	})
 	// A C2D message to the LAN device, subscribed with its client id.
 	got := make(chan string, 1)
-	lan := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+ports.lan).SetClientID("demo-sensor").
+	lan := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + ports.lan).SetClientID("demo-sensor").
 		SetUsername("demo-sensor").SetPassword("demo-password").SetAutoReconnect(false))
 	if tok := lan.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("LAN connect: %v", tok.Error())
@@ -219,7 +219,7 @@ func TestQuickstartDownRoad(t *testing.T) {
 	// gateway for a moment).
 	devTok := sasToken(t, "-config", cfgPath, "-identity", "demo-sensor")
 	_, mqttPort, _ := net.SplitHostPort(ports.mqtt)
-	dev := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://localhost:"+mqttPort).SetClientID("demo-sensor").
+	dev := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://localhost:" + mqttPort).SetClientID("demo-sensor").
 		SetUsername("localhost/demo-sensor/?api-version=2021-04-12").SetPassword(devTok).
 		SetTLSConfig(&tls.Config{RootCAs: roots}).SetProtocolVersion(4).SetAutoReconnect(false))
 	if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
