@@ -2,7 +2,8 @@
 # Installs what the test suite needs and a fresh Debian machine lacks:
 # mosquitto (generic upstream broker) and mosquitto-clients, socat (pty pairs
 # for serial and Modbus RTU), gcc with libmodbus-dev (a third-party RTU slave),
-# and the official Azure IoT Node SDKs that check hubsim. Idempotent.
+# qemu-user-static (the ARM builds run under it), and the official Azure IoT
+# Node SDKs that check hubsim. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # and the libmodbus test slave compile against.
 dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
 dpkg -s libmodbus-dev >/dev/null 2>&1 || need+=(libmodbus-dev)
+# qemu-user-static runs the armv7 and arm64 builds (static binaries) here.
+command -v qemu-arm-static >/dev/null 2>&1 && command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}"
   sudo=""
