@@ -106,7 +106,7 @@ func runQuickstartUnder(t *testing.T, qemu, bin string) {
 	})
 
 	const n = 50
-	lan := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+ports.lan).SetClientID("demo-sensor").
+	lan := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + ports.lan).SetClientID("demo-sensor").
 		SetUsername("demo-sensor").SetPassword("demo-password").SetAutoReconnect(false).
 		SetConnectTimeout(30 * time.Second).SetWriteTimeout(30 * time.Second))
 	if tok := lan.Connect(); !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
