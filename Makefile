@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20000x
 
-.PHONY: run test deps lint unit fuzz bench cross clean
+.PHONY: run test deps lint unit fuzz bench cross deb clean
 
 ## run: the gateway on its embedded quickstart config (LAN broker, hub emulator, simulated device)
 run:
@@ -23,6 +23,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd tools/debpkg && $(GO) vet ./...
 
 ## unit: the whole test suite under the race detector; the ARM binaries of
 ## cross run the quickstart under qemu-user (cmd/edgegw/arm_test.go)
@@ -44,6 +45,10 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/edgegw-linux-arm64 ./cmd/edgegw
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/edgegw-linux-armv7 ./cmd/edgegw
 	@ls -l dist/
+
+## deb: Debian packages for amd64, arm64 and armhf in dist/ (nfpm, in its own module tools/debpkg)
+deb: cross
+	cd tools/debpkg && $(GO) run . -version $(VERSION) -root $(CURDIR) -dist $(CURDIR)/dist
 
 clean:
 	rm -rf dist edgegw-data
