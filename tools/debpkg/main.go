@@ -81,7 +81,9 @@ func build(root, dist, arch, version string) (string, error) {
 	if err != nil || len(examples) == 0 {
 		return "", fmt.Errorf("no example configs in %s/configs", root)
 	}
-	mode := func(m os.FileMode) *files.ContentFileInfo { return &files.ContentFileInfo{Mode: m, Owner: "root", Group: "root"} }
+	mode := func(m os.FileMode) *files.ContentFileInfo {
+		return &files.ContentFileInfo{Mode: m, Owner: "root", Group: "root"}
+	}
 	contents := files.Contents{
 		{Source: bin, Destination: "/usr/bin/edgegw", FileInfo: mode(0o755)},
 		{Source: unit, Destination: "/lib/systemd/system/edgegw.service", FileInfo: mode(0o644)},
