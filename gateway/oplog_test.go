@@ -71,6 +71,11 @@ func TestCommandAndStopLogLines(t *testing.T) {
 		return true, ""
 	})
 
+	// The whole desired section read at connect asked for nothing: debug.
+	if v == 1 || strings.Contains(strings.Join(lines(), "\n"), "kind=desired version=1 ") {
+		t.Errorf("the connect's twin read (version 1) logged at info, or the patch got version 1:\n%s", strings.Join(lines(), "\n"))
+	}
+
 	// The hub stops taking telemetry; what the PLC reports then stays queued.
 	r.hub.SetFaults(hubsim.Faults{WithholdPuback: true})
 	r.hub.DropConnections()

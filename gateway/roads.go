@@ -111,10 +111,12 @@ var (
 
 // Handle carries out one command and logs its outcome at info: identity,
 // kind, name or version, status and latency (commands are rare beside
-// telemetry; an operator wants each one on record).
+// telemetry; an operator wants each one on record). The whole desired
+// section read from the twin after every connect is logged at debug when
+// it asked for nothing (every identity has one per connect).
 func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
 	start := time.Now()
-	res := d.handle(ctx, cmd)
+	res, acted := d.handle(ctx, cmd)
 	attrs := []any{"identity", cmd.Identity, "kind", cmd.Kind.String()}
 	switch cmd.Kind {
 	case edgegw.Method:
@@ -126,18 +128,25 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 		attrs = append(attrs, "relayed", true)
 	}
 	attrs = append(attrs, "status", res.Status, "latency", time.Since(start).Round(time.Microsecond))
-	d.log.Info("command", attrs...)
+	level := slog.LevelInfo
+	if cmd.Kind == edgegw.Desired && cmd.Full && res.Status == 200 && !acted {
+		level = slog.LevelDebug
+	}
+	d.log.Log(ctx, level, "command", attrs...)
 	return res
 }
 
-func (d *downlink) handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
+// handle carries out cmd; acted reports whether a mapped command ran an
+// action (a relayed one is passed on to its device whole).
+func (d *downlink) handle(ctx context.Context, cmd edgegw.Command) (res edgegw.Result, acted bool) {
 	if r := d.relayer(cmd.Identity); r != nil {
 		if cmd.Kind == edgegw.Desired {
 			d.twins.Desired(cmd.Identity, cmd.Payload, cmd.Version, cmd.Full)
 		}
-		return r.Relay(ctx, cmd)
+		return r.Relay(ctx, cmd), !cmd.Full
 	}
 	plan := d.mapper.Down(cmd)
+	acted = len(plan.Actions) > 0
 	errs := make([]error, len(plan.Actions))
 	failed := false
 	for i, a := range plan.Actions {
@@ -170,10 +179,10 @@ func (d *downlink) handle(ctx context.Context, cmd edgegw.Command) edgegw.Result
 				d.log.Warn("cannot queue the reported acknowledgement; the desired properties will be applied again",
 					"identity", reported.Identity, "version", cmd.Version, "err", err)
 			}
-			return edgegw.Result{Status: 503, Payload: errorBody(fmt.Errorf("reported acknowledgement not queued: %w", err))}
+			return edgegw.Result{Status: 503, Payload: errorBody(fmt.Errorf("reported acknowledgement not queued: %w", err))}, acted
 		}
 	}
-	return res
+	return res, acted
 }
 
 // ObserveTwin keeps the hub's reported section of a relayed identity's

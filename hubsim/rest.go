@@ -94,7 +94,7 @@ func (h *Hub) checkServiceToken(token string, rights []Right) error {
 
 // errMissingAuth says what a request without credentials lacks.
 func errMissingAuth(path string) string {
-	msg := "missing Authorization: send the header \"Authorization: SharedAccessSignature sr=...&sig=...&se=...&skn=<policy>\", a service SAS token signed with a shared access policy's key"
+	msg := "missing Authorization: send a service SAS token, signed with a shared access policy's key, in the header \"Authorization: SharedAccessSignature sr=...\""
 	if strings.HasPrefix(path, "/edgegw/") {
 		msg += " (or the token as the query parameter access_token)"
 	}

@@ -17,7 +17,7 @@ func TestRESTMissingAuthorization(t *testing.T) {
 	for _, tc := range []struct {
 		token, method, path, want string
 	}{
-		{"", "GET", "/twins/d1?api-version=2021-04-12", `missing Authorization: send the header "Authorization: SharedAccessSignature `},
+		{"", "GET", "/twins/d1?api-version=2021-04-12", `missing Authorization: send a service SAS token, signed with a shared access policy's key, in the header "Authorization: SharedAccessSignature sr=...`},
 		{"", "POST", "/edgegw/devices/d1/messages", "(or the token as the query parameter access_token)"},
 		{"", "GET", "/edgegw/telemetry", "missing Authorization"},
 		{"Bearer x", "GET", "/twins/d1?api-version=2021-04-12", "malformed"},
