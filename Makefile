@@ -5,14 +5,14 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20000x
 
-.PHONY: run test deps lint unit fuzz bench cross clean
+.PHONY: run test deps lint unit fuzz bench cross deb clean
 
 ## run: the gateway on its embedded quickstart config (LAN broker, hub emulator, simulated device)
 run:
 	$(GO) run ./cmd/edgegw
 
-## test: everything CI checks: dependencies, formatting, vet, race tests, short fuzz runs, cross builds
-test: deps lint unit fuzz cross
+## test: everything CI checks: dependencies, formatting, vet, cross builds, race tests, short fuzz runs
+test: deps lint unit fuzz
 
 ## deps: install the Debian and npm packages the tests use, when missing
 deps:
@@ -23,10 +23,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd tools/debpkg && $(GO) vet ./...
 
-## unit: the whole test suite under the race detector
-unit:
-	$(GO) test -race -timeout 25m $(PKGS)
+## unit: the whole test suite under the race detector; the ARM binaries of
+## cross run the quickstart under qemu-user (cmd/edgegw/arm_test.go)
+unit: cross
+	EDGEGW_CROSS_DIR=$(CURDIR)/dist $(GO) test -race -timeout 25m $(PKGS)
 
 ## fuzz: a short run of every fuzz target (seeds are committed under testdata/fuzz)
 fuzz:
@@ -43,6 +45,10 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/edgegw-linux-arm64 ./cmd/edgegw
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/edgegw-linux-armv7 ./cmd/edgegw
 	@ls -l dist/
+
+## deb: Debian packages for amd64, arm64 and armhf in dist/ (nfpm, in its own module tools/debpkg)
+deb: cross
+	cd tools/debpkg && $(GO) run . -version $(VERSION) -root $(CURDIR) -dist $(CURDIR)/dist
 
 clean:
 	rm -rf dist edgegw-data

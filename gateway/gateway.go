@@ -208,6 +208,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	sbWG.Wait()
 	stopNB()
 	nbWG.Wait()
+	g.logStopped(q)
 	return runErr
 }
 

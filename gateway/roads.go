@@ -121,21 +121,48 @@ var (
 	_ northbound.TwinObserver = (*downlink)(nil)
 )
 
-func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) (res edgegw.Result) {
-	if d.commands != nil {
-		start := time.Now()
-		defer func() {
-			d.commands.Record(ops.CommandRecord{Time: start.UTC(), Identity: string(cmd.Identity), Kind: cmd.Kind.String(),
-				Name: commandName(&cmd), Status: res.Status, Seconds: time.Since(start).Seconds()})
-		}()
+// Handle carries out one command and logs its outcome at info: identity,
+// kind, name or version, status and latency (commands are rare beside
+// telemetry; an operator wants each one on record). The whole desired
+// section read from the twin after every connect is logged at debug when
+// it asked for nothing (every identity has one per connect).
+func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) edgegw.Result {
+	start := time.Now()
+	res, acted := d.handle(ctx, cmd)
+	attrs := []any{"identity", cmd.Identity, "kind", cmd.Kind.String()}
+	switch cmd.Kind {
+	case edgegw.Method:
+		attrs = append(attrs, "name", cmd.Name)
+	case edgegw.Desired:
+		attrs = append(attrs, "version", cmd.Version)
 	}
+	if d.relayer(cmd.Identity) != nil {
+		attrs = append(attrs, "relayed", true)
+	}
+	attrs = append(attrs, "status", res.Status, "latency", time.Since(start).Round(time.Microsecond))
+	level := slog.LevelInfo
+	if cmd.Kind == edgegw.Desired && cmd.Full && res.Status == 200 && !acted {
+		level = slog.LevelDebug
+	}
+	d.log.Log(ctx, level, "command", attrs...)
+	if d.commands != nil {
+		d.commands.Record(ops.CommandRecord{Time: start.UTC(), Identity: string(cmd.Identity), Kind: cmd.Kind.String(),
+			Name: commandName(&cmd), Status: res.Status, Seconds: time.Since(start).Seconds()})
+	}
+	return res
+}
+
+// handle carries out cmd; acted reports whether a mapped command ran an
+// action (a relayed one is passed on to its device whole).
+func (d *downlink) handle(ctx context.Context, cmd edgegw.Command) (res edgegw.Result, acted bool) {
 	if r := d.relayer(cmd.Identity); r != nil {
 		if cmd.Kind == edgegw.Desired {
 			d.twins.Desired(cmd.Identity, cmd.Payload, cmd.Version, cmd.Full)
 		}
-		return r.Relay(ctx, cmd)
+		return r.Relay(ctx, cmd), !cmd.Full
 	}
 	plan := d.mapper.Down(cmd)
+	acted = len(plan.Actions) > 0
 	errs := make([]error, len(plan.Actions))
 	failed := false
 	for i, a := range plan.Actions {
@@ -170,10 +197,10 @@ func (d *downlink) Handle(ctx context.Context, cmd edgegw.Command) (res edgegw.R
 				d.log.Warn("cannot queue the reported acknowledgement; the desired properties will be applied again",
 					"identity", reported.Identity, "version", cmd.Version, "err", err)
 			}
-			return edgegw.Result{Status: 503, Payload: errorBody(fmt.Errorf("reported acknowledgement not queued: %w", err))}
+			return edgegw.Result{Status: 503, Payload: errorBody(fmt.Errorf("reported acknowledgement not queued: %w", err))}, acted
 		}
 	}
-	return res
+	return res, acted
 }
 
 // ObserveTwin keeps the hub's reported section of a relayed identity's

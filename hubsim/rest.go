@@ -53,6 +53,10 @@ func (h *Hub) serviceAuth(rights []Right, next http.HandlerFunc) http.Handler {
 		if token == "" && strings.HasPrefix(r.URL.Path, "/edgegw/") {
 			token = r.URL.Query().Get("access_token") // for browsers and plain curl
 		}
+		if token == "" {
+			writeError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", 401002, errMissingAuth(r.URL.Path))
+			return
+		}
 		if err := h.checkServiceToken(token, rights); err != nil {
 			writeError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", 401002, err.Error())
 			return
@@ -86,6 +90,15 @@ func (h *Hub) checkServiceToken(token string, rights []Right) error {
 		aud.Resource += "/" + rest
 	}
 	return verifySAS(aud, h.HostName, h.ClockSkew, p.PrimaryKey, p.SecondaryKey)
+}
+
+// errMissingAuth says what a request without credentials lacks.
+func errMissingAuth(path string) string {
+	msg := "missing Authorization: send a service SAS token, signed with a shared access policy's key, in the header \"Authorization: SharedAccessSignature sr=...\""
+	if strings.HasPrefix(path, "/edgegw/") {
+		msg += " (or the token as the query parameter access_token)"
+	}
+	return msg
 }
 
 type restError string

@@ -74,6 +74,7 @@ func (m *Mapper) Complete(p *Plan, errs []error) (edgegw.Result, *edgegw.Message
 			} else {
 				status, desc = 200, "applied"
 				value, _ = pp.applied.MarshalJSON()
+				m.reportedApplied(p.Actions[pp.action], pp)
 			}
 			// Not tried for a passing reason: the version will be tried
 			// again, so the device has not dealt with it yet.
@@ -99,6 +100,19 @@ func (m *Mapper) Complete(p *Plan, errs []error) (edgegw.Result, *edgegw.Message
 		ContentType:     DefaultContentType,
 		ContentEncoding: DefaultContentEncoding,
 	}
+}
+
+// reportedApplied records, for a property point just written, the value
+// written as the one last reported: the acknowledgement reports it, so the
+// next reading of that value is not reported again (a second, identical
+// acknowledgement that a twin merges away but a plain MQTT broker passes
+// on). A reading of another value is reported as usual. Called with m.mu
+// held.
+func (m *Mapper) reportedApplied(a edgegw.Action, pp propPlan) {
+	if pp.point == nil || !pp.point.property || a.Kind != edgegw.WritePoint {
+		return
+	}
+	m.cov[covKey{a.Adapter, a.Device, a.Point, true}] = covState{value: pp.applied, alarm: pp.point.inAlarm(pp.applied)}
 }
 
 // Transient reports whether a command's result status means it was not

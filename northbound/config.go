@@ -118,7 +118,7 @@ type Topics struct {
 	// optional "$version"); default "devices/{id}/desired".
 	Desired string `yaml:"desired"`
 	// Commands is the prefix of method calls: "<commands>/<name>[/<rid>]"
-	// with a JSON payload; default "devices/{id}/commands".
+	// with a JSON payload, subscribed at QoS 1; default "devices/{id}/commands".
 	Commands string `yaml:"commands"`
 	// Responses is the prefix of method responses:
 	// "<responses>/<name>[/<rid>]" with {"status":N,"payload":...}; default

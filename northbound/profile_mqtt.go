@@ -24,7 +24,7 @@ func (p *mqttProfile) sas(*identity.Identity) bool { return false }
 
 func (p *mqttProfile) subscriptions(id *identity.Identity) map[string]byte {
 	return map[string]byte{
-		expand(p.t.Commands, id) + "/#": 0,
+		expand(p.t.Commands, id) + "/#": 1,
 		expand(p.t.Desired, id):         1,
 		expand(p.t.C2D, id):             1,
 	}

@@ -3,7 +3,8 @@
 # mosquitto (generic upstream broker) and mosquitto-clients, socat (pty pairs
 # for serial and Modbus RTU), gcc with libmodbus-dev (a third-party RTU slave),
 # chromium (the local page's tests), prometheus (its promtool lints /metrics),
-# and the official Azure IoT Node SDKs that check hubsim. Idempotent.
+# qemu-user-static (the ARM builds run under it), and the official Azure IoT
+# Node SDKs that check hubsim. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,8 @@ dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
 dpkg -s libmodbus-dev >/dev/null 2>&1 || need+=(libmodbus-dev)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# qemu-user-static runs the armv7 and arm64 builds (static binaries) here.
+command -v qemu-arm-static >/dev/null 2>&1 && command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}"
   sudo=""

@@ -1,5 +1,5 @@
 // Command edgegw is the edge gateway: it runs a config, checks one, prints
-// a SAS token for an identity, or prints its version.
+// a SAS token for an identity or a LAN password's hash, or its version.
 //
 // Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 package main
@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgegw/edgegw/configs"
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/southbound/lanmqtt"
 )
 
 var version = "" // set with -ldflags "-X main.version=v1.2.3"
@@ -29,9 +30,16 @@ commands:
   run [-config FILE]        run the gateway (default command; without -config,
                             the embedded quickstart config with a local hub emulator);
                             SIGHUP reloads the config file
-  check -config FILE        decode and validate a config file, then exit
-  sas-token -config FILE -identity ID [-ttl 1h]
-                            print a SAS token for an identity (for mosquitto_pub tests)
+  check -config FILE        decode and validate a config file and open every file
+                            it names, then exit (warnings on stderr)
+  sas-token [-config FILE] -identity ID [-ttl 1h]
+                            print a SAS token for an identity (for mosquitto_pub tests);
+                            without -config, for the quickstart's embedded hub
+  sas-token [-config FILE] -policy NAME [-ttl 1h]
+                            print a service token of the embedded hub (hubsim) for its
+                            REST API, e.g. -policy iothubowner
+  passwd [-iterations N]    read a LAN user's password (terminal or first line of
+                            standard input) and print its hash for lanmqtt users
   version                   print the version
 `
 
@@ -47,7 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	configPath := fs.String("config", "", "config file (YAML)")
 	identityID := fs.String("identity", "", "identity id (sas-token)")
+	policy := fs.String("policy", "", "shared access policy of the embedded hub (sas-token)")
 	ttl := fs.Duration("ttl", 0, "token lifetime (sas-token; default 1h)")
+	iterations := fs.Int("iterations", lanmqtt.DefaultIterations, "PBKDF2 iterations (passwd)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -59,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, "edgegw", versionString())
 		return 0
+	case "passwd":
+		return printPasswordHash(*iterations, stdout, stderr)
 	case "check", "run", "sas-token":
 	case "help":
 		fmt.Fprint(stdout, usage)
@@ -67,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgegw: unknown command %q\n%s", cmd, usage)
 		return 2
 	}
-	if *configPath == "" && cmd != "run" {
+	if *configPath == "" && cmd == "check" {
 		fmt.Fprintf(stderr, "edgegw %s: -config is required\n", cmd)
 		return 2
 	}
@@ -78,13 +90,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "check":
+		if code := checkFiles(cfg, stderr, nil); code != 0 {
+			return code
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d identities, %d adapters)\n", *configPath, len(cfg.Mapping.Identities), len(cfg.Southbound)) // a fleet counts as its members
 		return 0
 	case "sas-token":
-		return printSASToken(cfg, *identityID, *ttl, stdout, stderr)
+		return printSASToken(cfg, *identityID, *policy, *ttl, stdout, stderr)
 	}
 
 	log := newLogger(cfg.Log, stderr)
+	if code := checkFiles(cfg, stderr, log); code != 0 {
+		return code
+	}
 	cfg.Memory.Apply(log)
 	gw, err := gateway.New(cfg, log)
 	if err != nil {

@@ -27,7 +27,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"check", "-config", broken}, 2, "", broken + ": bogus: unknown key"},
 		{[]string{"check", "-config", "../../configs/quickstart.yaml"}, 0, "ok", ""},
 		{[]string{"check", "-config", "../../configs/quickstart.yaml", "extra"}, 2, "", `unexpected argument "extra"`},
-		{[]string{"sas-token", "-config", "../../configs/plant-iothub.yaml"}, 2, "", "-identity is required"},
+		{[]string{"sas-token", "-config", "../../configs/plant-iothub.yaml"}, 2, "", "-identity or -policy is required"},
 		{[]string{"sas-token", "-config", "../../configs/plant-iothub.yaml", "-identity", "nobody"}, 2, "", `"nobody" is not in identities`},
 	}
 	for _, c := range cases {
@@ -53,7 +53,7 @@ func TestExitCodes(t *testing.T) {
 func TestUnreadableFilesExit2(t *testing.T) {
 	dir := t.TempDir()
 	for name, c := range map[string]struct{ hub, want string }{
-		"ca file":  {"{host: hub.example.net, ca_file: " + dir + "/missing-ca.pem}", ": hub: ca_file:"},
+		"ca file":  {"{host: hub.example.net, ca_file: " + dir + "/missing-ca.pem}", ": hub.ca_file: open "},
 		"key file": {"{host: hub.example.net}", ": identities[0]"},
 	} {
 		t.Run(name, func(t *testing.T) {

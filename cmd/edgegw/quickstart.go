@@ -43,6 +43,10 @@ Watch what reaches the hub (JSON lines, follows new messages):
 The gateway's own state (connections, queue, device values and plots):
   open http://%[5]s/ in a browser, or curl -s http://%[5]s/status
 
+Send a command down (a method, a desired property, a C2D message): README.md,
+"Commands down, in the quickstart"; the service token for the hub's REST API:
+  go run ./cmd/edgegw sas-token -policy iothubowner
+
 The queue is in %[3]s/queue. Stop with Ctrl-C (it drains in order).
 
 `, hostOf(lan.Addr().String()), portOf(lan.Addr().String()), cfg.StateDir, watch, gw.StatusAddr())

@@ -183,6 +183,24 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Errorf("the refusal does not name file, path and reason: %s", l)
 	}
 
+	// A new adapter naming a port marked required that does not exist:
+	// refused as at start (file, path, reason), nothing changes.
+	write(`  - name: meter
+    serial:
+      device: ` + filepath.Join(dir, "no-such-tty") + `
+      required: true
+      devices:
+        - name: m1
+          pattern: 'T=(?P<temp>\d+)'
+          points:
+            - {name: temp, kind: int}
+`)
+	n = p.hangup(t)
+	l, _ = p.waitLine(t, n, `config reload refused`)
+	if !strings.Contains(l, "southbound[1].serial.device") || !strings.Contains(l, "no-such-tty") {
+		t.Errorf("the refusal does not name the missing port: %s", l)
+	}
+
 	// A new LAN user.
 	write("        - {username: dev-2, password: pw2, publish: [\"lan/dev-2/#\"]}\n")
 	n = p.hangup(t)

@@ -25,6 +25,7 @@ import (
 var packages = map[string]string{
 	"mosquitto_pub": "mosquitto-clients", "mosquitto_sub": "mosquitto-clients",
 	"mosquitto_passwd": "mosquitto", "node": "nodejs",
+	"qemu-arm-static": "qemu-user-static", "qemu-aarch64-static": "qemu-user-static",
 }
 
 // RequireTool returns the path of the program name, looked up in PATH and

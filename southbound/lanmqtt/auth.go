@@ -15,7 +15,8 @@ import (
 // account is a User prepared for the hot path.
 type account struct {
 	name        string
-	pwHash      [32]byte
+	pwHash      [32]byte      // SHA-256 of a plain-text password
+	pwKDF       *passwordHash // a hashed password instead; nil if plain
 	hasPassword bool
 	sasKey      []byte // decoded symmetric key; nil if none
 	identity    string // the hub identity it may speak for; "" none
@@ -45,6 +46,9 @@ func newAccounts(c *Config) *accounts {
 			hasPassword: u.Password != "",
 			identity:    u.Device,
 			relay:       u.Relayed(),
+		}
+		if IsPasswordHash(u.Password.Reveal()) {
+			a.pwKDF, _ = parsePasswordHash(u.Password.Reveal()) // validated
 		}
 		if u.SASKey != "" {
 			a.sasKey, _ = base64.StdEncoding.DecodeString(u.SASKey.Reveal()) // validated
@@ -102,8 +106,8 @@ func (as *accounts) lookup(username string) *account {
 }
 
 // authenticate returns the account for the credentials, or nil. The
-// password must equal the user's password or be a valid SAS token signed
-// with the user's sas_key. A username that is not configured is refused
+// password must equal the user's password (or match its hash) or be a
+// valid SAS token signed with the user's sas_key. A username that is not configured is refused
 // even when anonymous access is allowed.
 func (as *accounts) authenticate(username string, password []byte) *account {
 	a := as.lookup(username)
@@ -116,7 +120,13 @@ func (as *accounts) authenticate(username string, password []byte) *account {
 		subtle.ConstantTimeCompare(h[:], make([]byte, len(h)))
 		return nil
 	}
-	if a.hasPassword && subtle.ConstantTimeCompare(h[:], a.pwHash[:]) == 1 {
+	switch {
+	case !a.hasPassword:
+	case a.pwKDF != nil:
+		if a.pwKDF.verify(password, h) {
+			return a
+		}
+	case subtle.ConstantTimeCompare(h[:], a.pwHash[:]) == 1:
 		return a
 	}
 	if a.sasKey != nil && verifySAS(string(password), a.sasKey, a.identity, as.now()) == nil {

@@ -90,7 +90,10 @@ type Config struct {
 // (X509Thumbprint, or TLSConfig.ClientCAFile). Any host name is accepted
 // in username and token.
 type User struct {
-	Username string        `yaml:"username"`
+	Username string `yaml:"username"`
+	// Password is the user's password in plain text (accepted, with a
+	// warning from edgegw check), or better its PBKDF2-SHA512 hash as
+	// `edgegw passwd` or mosquitto_passwd make it: "$7$<iterations>$...".
 	Password edgegw.Secret `yaml:"password"`
 	// SASKey is the base64 symmetric key of Device; with it, a SAS token
 	// signed with that key is accepted as password.
@@ -210,6 +213,11 @@ func (c *Config) Validate() error {
 		p := fmt.Sprintf("users[%d]", i)
 		if err := usernames.Check(p+".username", i, u.Username); err != nil {
 			errs = append(errs, err)
+		}
+		if IsPasswordHash(u.Password.Reveal()) {
+			if _, err := parsePasswordHash(u.Password.Reveal()); err != nil {
+				add(p+".password", "%v", err)
+			}
 		}
 		if u.Password == "" && u.SASKey == "" && !u.mayUseCert(c) {
 			add(p+".password", "must be set (or sas_key, or x509_thumbprint, or device with tls.client_ca_file)")

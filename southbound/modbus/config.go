@@ -27,7 +27,11 @@ type Config struct {
 // RTUConfig is a serial line. Parity, data and stop bits must match the
 // devices on the bus.
 type RTUConfig struct {
-	Device   string `yaml:"device"`    // "/dev/ttyUSB0"
+	Device string `yaml:"device"` // "/dev/ttyUSB0"
+	// Required makes a missing or inaccessible Device a config error
+	// (edgegw check, and run at start, exit 2); without it the bus is
+	// opened when the device appears.
+	Required bool   `yaml:"required"`
 	Baud     int    `yaml:"baud"`      // default 9600
 	Parity   string `yaml:"parity"`    // "N", "E" or "O"; default "E" (the Modbus default)
 	DataBits int    `yaml:"data_bits"` // 7 or 8; default 8
@@ -156,4 +160,16 @@ func (c *Config) Points(adapter string) []edgegw.PointInfo {
 		}
 	}
 	return out
+}
+
+// CheckFiles checks that a required RTU port exists and may be opened (see
+// tty.Check). Paths are relative to this config.
+func (c *Config) CheckFiles() error {
+	if c.RTU == nil || !c.RTU.Required {
+		return nil
+	}
+	if err := tty.Check(c.RTU.Device); err != nil {
+		return edgegw.Errorf("rtu.device", "%v", err)
+	}
+	return nil
 }

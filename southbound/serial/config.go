@@ -13,7 +13,12 @@ import (
 // Config configures one serial port and the devices whose lines arrive on it.
 type Config struct {
 	// Device is the port's path, e.g. /dev/ttyUSB0 or a /dev/serial/by-id link.
-	Device   string `yaml:"device"`
+	Device string `yaml:"device"`
+	// Required makes a missing or inaccessible Device a config error
+	// (edgegw check, and run at start, exit 2). Without it the gateway
+	// starts anyway and opens the port when it appears, as for a USB
+	// adapter plugged in later.
+	Required bool   `yaml:"required"`
 	Baud     int    `yaml:"baud"`      // default 9600
 	Parity   string `yaml:"parity"`    // none (default), even, odd
 	DataBits int    `yaml:"data_bits"` // 5..8, default 8
@@ -21,7 +26,9 @@ type Config struct {
 	// Delimiter ends each incoming line (default "\n"). With "\n", a
 	// trailing "\r" is removed from the line too.
 	Delimiter string `yaml:"delimiter"`
-	// Terminator is appended to every frame sent (SendFrame), default "\r\n".
+	// Terminator is appended to every frame sent (SendFrame), default
+	// "\r\n", unless the frame already ends with it: a frame is never
+	// terminated twice.
 	Terminator string `yaml:"terminator"`
 	// MaxLine is the longest line accepted, in bytes without the delimiter
 	// (default 1024). Longer lines are counted as garbage and skipped up to
@@ -187,4 +194,16 @@ func (c *Config) Points(adapter string) []edgegw.PointInfo {
 		}
 	}
 	return out
+}
+
+// CheckFiles checks that a Required port exists and may be opened; see
+// tty.Check. Paths are relative to this config.
+func (c *Config) CheckFiles() error {
+	if !c.Required {
+		return nil
+	}
+	if err := tty.Check(c.Device); err != nil {
+		return edgegw.Errorf("device", "%v", err)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@
 package serial
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -233,11 +234,22 @@ func (a *Adapter) Execute(ctx context.Context, act edgegw.Action) error {
 		return fmt.Errorf("serial %s: send to %s: frame of %d bytes is longer than max_line %d: %w",
 			a.name, act.Device, len(act.Payload), a.cfg.MaxLine, southbound.ErrRejected)
 	}
-	frame := append(append(make([]byte, 0, len(act.Payload)+len(a.cfg.Terminator)), act.Payload...), a.cfg.Terminator...)
+	frame := terminated(act.Payload, a.cfg.Terminator)
 	if err := a.write(ctx, frame); err != nil {
 		return fmt.Errorf("serial %s: send to %s: %w", a.name, act.Device, err)
 	}
 	return nil
+}
+
+// terminated returns payload ending in term: payload and term, or a copy
+// of payload when it already ends in term, so that a frame written in the
+// config with its terminator ("CAL 1.25\r\n") goes out as written instead
+// of terminated twice.
+func terminated(payload []byte, term string) []byte {
+	if bytes.HasSuffix(payload, []byte(term)) {
+		term = ""
+	}
+	return append(append(make([]byte, 0, len(payload)+len(term)), payload...), term...)
 }
 
 // bitsPerByte is the line time of one byte: start, 8 data, stop (parity
