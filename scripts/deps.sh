@@ -2,7 +2,8 @@
 # Installs what the test suite needs and a fresh Debian machine lacks:
 # mosquitto (generic upstream broker) and mosquitto-clients, socat (pty pairs
 # for serial and Modbus RTU), gcc with libmodbus-dev (a third-party RTU slave),
-# and the official Azure IoT Node SDKs that check hubsim. Idempotent.
+# the official Azure IoT Node SDKs that check hubsim, and node-opcua (the
+# OPC UA test server of southbound/opcua). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,5 +33,11 @@ if [ -f hubsim/sdktest/package.json ]; then
   if [ ! -d hubsim/sdktest/node_modules ] || [ hubsim/sdktest/package-lock.json -nt hubsim/sdktest/node_modules ]; then
     echo "deps: installing the Azure IoT Node SDKs (npm ci)"
     npm ci --prefix hubsim/sdktest --no-audit --no-fund --loglevel=error
+  fi
+fi
+if [ -f southbound/opcua/testdata/package.json ]; then
+  if [ ! -d southbound/opcua/testdata/node_modules ] || [ southbound/opcua/testdata/package-lock.json -nt southbound/opcua/testdata/node_modules ]; then
+    echo "deps: installing node-opcua (npm ci)"
+    npm ci --prefix southbound/opcua/testdata --no-audit --no-fund --loglevel=error
   fi
 fi
