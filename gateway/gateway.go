@@ -17,6 +17,7 @@ import (
 	"github.com/edgegw/edgegw/southbound"
 	"github.com/edgegw/edgegw/southbound/lanmqtt"
 	"github.com/edgegw/edgegw/southbound/modbus"
+	"github.com/edgegw/edgegw/southbound/opcua"
 	"github.com/edgegw/edgegw/southbound/serial"
 	"github.com/edgegw/edgegw/southbound/simulator"
 )
@@ -58,6 +59,8 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 			a, err = lanmqtt.New(s.Name, *s.LANMQTT, log)
 		case s.Modbus != nil:
 			a, err = modbus.New(s.Name, *s.Modbus, log)
+		case s.OPCUA != nil:
+			a, err = opcua.New(s.Name, *s.OPCUA, log)
 		case s.Serial != nil:
 			a, err = serial.New(s.Name, *s.Serial, log)
 		case s.Simulator != nil:

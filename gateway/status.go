@@ -15,6 +15,7 @@ import (
 	"github.com/edgegw/edgegw/northbound"
 	"github.com/edgegw/edgegw/southbound/lanmqtt"
 	"github.com/edgegw/edgegw/southbound/modbus"
+	"github.com/edgegw/edgegw/southbound/opcua"
 	"github.com/edgegw/edgegw/southbound/serial"
 	"github.com/edgegw/edgegw/southbound/simulator"
 )
@@ -61,6 +62,8 @@ func statsOf(a any) (any, bool) {
 	case *lanmqtt.Adapter:
 		return a.Stats(), true
 	case *modbus.Adapter:
+		return a.Stats(), true
+	case *opcua.Adapter:
 		return a.Stats(), true
 	case *serial.Adapter:
 		return a.Stats(), true

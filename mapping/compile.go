@@ -58,6 +58,7 @@ type method struct {
 	params   []*param
 	actions  []action
 	response []byte
+	outputs  bool // answer with a call's output (the rule sets no response)
 }
 
 type param struct {
@@ -79,6 +80,8 @@ type action struct {
 	frame   template // SendFrame payload, PublishLAN payload
 	topic   template
 	whole   bool // PublishLAN with no payload template: the request body
+	method  string   // CallMethod
+	args    []*param // CallMethod
 }
 
 type c2dRule struct {
