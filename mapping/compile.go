@@ -79,7 +79,7 @@ type action struct {
 	value   edgegw.Value
 	frame   template // SendFrame payload, PublishLAN payload
 	topic   template
-	whole   bool // PublishLAN with no payload template: the request body
+	whole   bool     // PublishLAN with no payload template: the request body
 	method  string   // CallMethod
 	args    []*param // CallMethod
 }
