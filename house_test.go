@@ -36,7 +36,7 @@ var allowed = map[string][]string{
 	"internal/testpeer": {".", "southbound"},
 	"configs":           {},
 	"gateway": {".", "buffer", "identity", "mapping", "northbound", "hubsim", "configs",
-		"southbound", "southbound/lanmqtt", "southbound/modbus", "southbound/serial", "southbound/simulator"},
+		"southbound", "southbound/lanmqtt", "southbound/modbus", "southbound/opcua", "southbound/serial", "southbound/simulator"},
 }
 
 type pkgInfo struct {

@@ -1,5 +1,6 @@
 // Command edgegw is the edge gateway: it runs a config, checks one, prints
-// a SAS token for an identity, or prints its version.
+// a SAS token for an identity, browses an OPC UA server, or prints its
+// version.
 //
 // Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 package main
@@ -31,6 +32,8 @@ commands:
   check -config FILE        decode and validate a config file, then exit
   sas-token -config FILE -identity ID [-ttl 1h]
                             print a SAS token for an identity (for mosquitto_pub tests)
+  opcua browse -endpoint URL [-node ID] [-depth N] [-snippet DEVICE]
+                            list an OPC UA server's nodes (edgegw opcua for flags)
   version                   print the version
 `
 
@@ -40,6 +43,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "run"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "opcua" {
+		return runOPCUA(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("edgegw "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
