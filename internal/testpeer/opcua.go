@@ -151,6 +151,13 @@ func (s *OPCUAServer) Stop() {
 	<-done
 }
 
+// Running reports whether the server process was started and not stopped.
+func (s *OPCUAServer) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
+}
+
 // Send writes one command line to the server (set, bad, cert) and waits
 // for its OK.
 func (s *OPCUAServer) Send(t testing.TB, line string) {

@@ -16,8 +16,10 @@ import (
 // started again on the same port; the adapter notices, opens a new session
 // and subscription with back-off, and values flow again. No value the
 // server did not hold is ever passed up (nothing missing becomes a zero).
+// It restarts the shared server (tests of this package do not run in
+// parallel), which comes back with its initial values.
 func TestServerRestartMidSubscription(t *testing.T) {
-	srv := testpeer.StartOPCUAServer(t, t.TempDir())
+	srv := boilerServer(t)
 	a := newAdapter(t, "opc", Config{Endpoint: srv.Endpoint, Keepalive: 300 * time.Millisecond,
 		BackoffMax: 500 * time.Millisecond, Timeout: 2 * time.Second,
 		Devices: []DeviceConfig{{Name: "boiler", Interval: 50 * time.Millisecond, Points: []PointConfig{
@@ -36,6 +38,13 @@ func TestServerRestartMidSubscription(t *testing.T) {
 	waitFor(t, 30*time.Second, "temperature 30", temp(30))
 
 	srv.Stop()
+	t.Cleanup(func() { // leave the shared server running for the next tests
+		if !srv.Running() {
+			if err := srv.Start(); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 	waitFor(t, 30*time.Second, "the session lost", func() (bool, string) {
 		st := a.Stats()
 		return !st.Connected && st.Disconnects >= 1, st.LastError
