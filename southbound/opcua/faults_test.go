@@ -2,7 +2,9 @@ package opcua
 
 import (
 	"errors"
+	"io"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -156,5 +158,93 @@ func TestUnreachableServerDoesNotStallOthers(t *testing.T) {
 		if r.Adapter != "good" {
 			t.Errorf("reading from %s", r.Adapter)
 		}
+	}
+}
+
+// cutProxy forwards loopback TCP connections to target until cut closes
+// the ones open: a network cut that the server does not see coming.
+type cutProxy struct {
+	l     net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{l: l}
+	p.wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			p.wg.Go(func() { io.Copy(s, c); s.Close(); c.Close() })
+			p.wg.Go(func() { io.Copy(c, s); s.Close(); c.Close() })
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// TestNetworkCutNoDuplicates: a cut connection to a server that stays up
+// gives a new session whose subscription sends the current values again,
+// with the source timestamps already passed up: they are counted as
+// duplicates and not sent twice; a change after the cut flows.
+func TestNetworkCutNoDuplicates(t *testing.T) {
+	srv := boilerServer(t)
+	u, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newCutProxy(t, u.Host)
+	a := newAdapter(t, "opc", Config{Endpoint: "opc.tcp://" + p.l.Addr().String() + u.Path, Keepalive: 300 * time.Millisecond,
+		BackoffMax: 300 * time.Millisecond, Timeout: 2 * time.Second,
+		Devices: []DeviceConfig{{Name: "boiler", Interval: 50 * time.Millisecond, Points: []PointConfig{
+			{Name: "firmware", Node: "ns=1;s=Boiler.Firmware", Type: "string"},
+			{Name: "level", Node: "ns=1;s=Boiler.Level", Type: "int16"},
+		}}}}, nil)
+	up := &testpeer.Uplink{}
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 30*time.Second, "firmware", func() (bool, string) {
+		return len(values(up.Readings(), "boiler", "firmware")) == 1, ""
+	})
+	p.cut()
+	waitFor(t, 30*time.Second, "a second session and its repeated values dropped", func() (bool, string) {
+		st := a.Stats()
+		return st.Connects >= 2 && st.Devices[0].Duplicates >= 2, describeStats(st.Devices[0])
+	})
+	srv.Send(t, "set Boiler.Level -7")
+	waitFor(t, 30*time.Second, "the change after the cut", func() (bool, string) {
+		v := latest(up.Readings(), "boiler")["level"]
+		return v == edgegw.Int(-7), v.String()
+	})
+	if n := len(values(up.Readings(), "boiler", "firmware")); n != 1 {
+		t.Errorf("firmware passed up %d times, want once", n)
 	}
 }
