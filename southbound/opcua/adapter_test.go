@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +271,63 @@ func TestWriteAndCall(t *testing.T) {
 	}
 	if strings.Contains(string(out), "null") {
 		t.Errorf("outputs with null: %s", out)
+	}
+}
+
+// TestDeadbands: absolute and percent (of the EURange 0-200) deadbands
+// are filtered by the server; a percent deadband on a variable without an
+// EURange is refused by the server and the item is monitored without it.
+func TestDeadbands(t *testing.T) {
+	srv := boilerServer(t)
+	var logs logBuffer
+	a := newAdapter(t, "opc", Config{Endpoint: srv.Endpoint, Devices: []DeviceConfig{
+		{Name: "boiler", Interval: 50 * time.Millisecond, SamplingInterval: 10 * time.Millisecond, Points: []PointConfig{
+			{Name: "abs", Node: "ns=1;s=Boiler.Temperature", Type: "double", Deadband: 5},
+			{Name: "pct", Node: "ns=1;s=Boiler.Temperature", Type: "double", Deadband: 10, DeadbandType: "percent"},
+			{Name: "sensor", Node: "ns=1;s=Boiler.Sensor", Type: "double", Deadband: 10, DeadbandType: "percent"},
+			{Name: "marker", Node: "ns=1;s=Boiler.Enabled", Type: "boolean"},
+		}}}}, logs.logger())
+	up := &testpeer.Uplink{}
+	testpeer.RunAdapter(t, a, up)
+	both := func(want float64) func() (bool, string) {
+		return func() (bool, string) {
+			l := latest(up.Readings(), "boiler")
+			return l["abs"] == edgegw.Float(want) && l["pct"] == edgegw.Float(want), describe(l)
+		}
+	}
+	srv.Send(t, "set Boiler.Temperature 100")
+	waitFor(t, 30*time.Second, "the baseline 100", both(100))
+	srv.Send(t, "set Boiler.Temperature 103") // within both deadbands
+	// A marker change in the same subscription: once it arrives, 103 was
+	// sampled (every 10ms) and published, had it passed a deadband.
+	marker := !(latest(up.Readings(), "boiler")["marker"] == edgegw.Bool(true))
+	srv.Send(t, fmt.Sprintf("set Boiler.Enabled %t", marker))
+	waitFor(t, 30*time.Second, "the marker", func() (bool, string) {
+		v := latest(up.Readings(), "boiler")["marker"]
+		return v == edgegw.Bool(marker), v.String()
+	})
+	time.Sleep(100 * time.Millisecond) // two more publishing intervals, for a late 103 to show up and fail the test
+	srv.Send(t, "set Boiler.Temperature 110") // beyond the absolute one only
+	waitFor(t, 30*time.Second, "abs 110", func() (bool, string) {
+		v := latest(up.Readings(), "boiler")["abs"]
+		return v == edgegw.Float(110), v.String()
+	})
+	srv.Send(t, "set Boiler.Temperature 125") // beyond both
+	waitFor(t, 30*time.Second, "both 125", both(125))
+	for _, v := range values(up.Readings(), "boiler", "abs") {
+		if v == edgegw.Float(103) {
+			t.Errorf("abs passed 103 up, inside its deadband of 5")
+		}
+	}
+	for _, v := range values(up.Readings(), "boiler", "pct") {
+		if v == edgegw.Float(103) || v == edgegw.Float(110) {
+			t.Errorf("pct passed %s up, inside its deadband of 10%% of 200", v)
+		}
+	}
+	if l := latest(up.Readings(), "boiler")["sensor"]; !l.IsValid() {
+		t.Errorf("sensor without an EURange delivers nothing")
+	}
+	if !strings.Contains(logs.String(), "refused the deadband filter") || !strings.Contains(logs.String(), "point=sensor") {
+		t.Errorf("no log line for the refused filter:\n%s", logs.String())
 	}
 }
