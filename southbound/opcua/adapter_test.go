@@ -306,7 +306,7 @@ func TestDeadbands(t *testing.T) {
 		v := latest(up.Readings(), "boiler")["marker"]
 		return v == edgegw.Bool(marker), v.String()
 	})
-	time.Sleep(100 * time.Millisecond) // two more publishing intervals, for a late 103 to show up and fail the test
+	time.Sleep(100 * time.Millisecond)        // two more publishing intervals, for a late 103 to show up and fail the test
 	srv.Send(t, "set Boiler.Temperature 110") // beyond the absolute one only
 	waitFor(t, 30*time.Second, "abs 110", func() (bool, string) {
 		v := latest(up.Readings(), "boiler")["abs"]
