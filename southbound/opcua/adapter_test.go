@@ -104,11 +104,15 @@ func TestSubscribeEveryType(t *testing.T) {
 
 // TestBadStatusLeftOut: a value that turns Bad is left out of the readings
 // (never sent as zero) and counted by status; its next Good value flows.
+// A value of another type than configured is left out, counted and logged.
 func TestBadStatusLeftOut(t *testing.T) {
 	srv := boilerServer(t)
+	var logs logBuffer
 	a := newAdapter(t, "opc", Config{Endpoint: srv.Endpoint, Devices: []DeviceConfig{
 		{Name: "sensor", Interval: 50 * time.Millisecond, Points: []PointConfig{
-			{Name: "sensor", Node: "ns=1;s=Boiler.Sensor", Type: "double"}}}}}, nil)
+			{Name: "sensor", Node: "ns=1;s=Boiler.Sensor", Type: "double"},
+			{Name: "flow", Node: "ns=1;s=Boiler.Flow", Type: "double"}, // a Float on the server
+		}}}}, logs.logger())
 	up := &testpeer.Uplink{}
 	testpeer.RunAdapter(t, a, up)
 	srv.Send(t, "set Boiler.Sensor 2.5")
@@ -130,6 +134,12 @@ func TestBadStatusLeftOut(t *testing.T) {
 		if f, _ := v.Float(); f != 1.5 && f != 2.5 && f != 3.5 {
 			t.Errorf("sensor passed up %s, a value the server never held good", v)
 		}
+	}
+	if vs := values(up.Readings(), "sensor", "flow"); len(vs) != 0 || a.Stats().Devices[0].TypeErrors == 0 {
+		t.Errorf("flow of the wrong type: values %v, stats %s", vs, describeStats(a.Stats().Devices[0]))
+	}
+	if !strings.Contains(logs.String(), "values left out") || !strings.Contains(logs.String(), "got float, want double") {
+		t.Errorf("no log line for the left-out values:\n%s", logs.String())
 	}
 }
 

@@ -26,7 +26,8 @@ type session struct {
 	app *appCert
 	out chan<- edgegw.Reading
 
-	connLog limiter
+	connLog    limiter
+	qualityLog limiter // Bad values and type mismatches: one line a minute
 }
 
 const minBackoff = 250 * time.Millisecond
@@ -34,6 +35,7 @@ const minBackoff = 250 * time.Millisecond
 func (s *session) loop(ctx context.Context) {
 	a := s.a
 	s.connLog = limiter{every: time.Minute}
+	s.qualityLog = limiter{every: time.Minute}
 	backoff := minBackoff
 	for ctx.Err() == nil {
 		c, err := s.connect(ctx)
@@ -237,6 +239,9 @@ func (s *session) serve(ctx context.Context, c *opcua.Client) error {
 				return fmt.Errorf("subscription: %w", n.Error)
 			}
 			heard = time.Now()
+			if sc, ok := n.Value.(*ua.StatusChangeNotification); ok && isBad(sc.Status) {
+				return fmt.Errorf("subscription ended by the server: %s", statusName(sc.Status))
+			}
 			if d := subs[n.SubscriptionID]; d != nil {
 				if !s.notification(ctx, d, n.Value) {
 					return ctx.Err()
@@ -308,6 +313,7 @@ type batch struct {
 	readings []edgegw.Reading
 	st       DeviceStats // counts to add
 	polled   bool        // values read, not notified: no duplicates to drop
+	problem  string      // the first Bad value or type mismatch, for the log
 }
 
 // add converts one data value of it and files it by source timestamp.
@@ -317,6 +323,9 @@ func (b *batch) add(it *item, dv *ua.DataValue, received time.Time) {
 	}
 	if isBad(dv.Status) {
 		addCount(&b.st.Bad, statusName(dv.Status), 1)
+		if b.problem == "" {
+			b.problem = fmt.Sprintf("point %s (%s): status %s", it.name, it.nodeText, statusName(dv.Status))
+		}
 		return
 	}
 	ts := dv.SourceTimestamp
@@ -342,6 +351,9 @@ func (b *batch) add(it *item, dv *ua.DataValue, received time.Time) {
 	r.Points, err = it.conv.points(it.name, it.unit, it.length, dv.Value, r.Points)
 	if err != nil {
 		b.st.TypeErrors++
+		if b.problem == "" {
+			b.problem = fmt.Sprintf("point %s (%s): %v", it.name, it.nodeText, err)
+		}
 		return
 	}
 	if isUncertain(dv.Status) {
@@ -354,6 +366,9 @@ func (b *batch) add(it *item, dv *ua.DataValue, received time.Time) {
 // flush counts the batch and hands its readings up.
 func (s *session) flush(ctx context.Context, b *batch) bool {
 	a := s.a
+	if b.problem != "" && s.qualityLog.allow(time.Now()) {
+		a.log.Warn("opcua values left out (counted in stats)", "device", b.dev.name, "first", b.problem)
+	}
 	a.st.device(b.dev.idx, func(d *DeviceStats) {
 		d.Values += b.st.Values
 		d.Uncertain += b.st.Uncertain

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gopcua/opcua/ua"
@@ -45,6 +46,14 @@ var typeNames = func() map[ua.TypeID]string {
 	}
 	return m
 }()
+
+// typeName is the config spelling of a built-in type, or its OPC UA name.
+func typeName(id ua.TypeID) string {
+	if n, ok := typeNames[id]; ok {
+		return n
+	}
+	return strings.TrimPrefix(id.String(), "TypeID")
+}
 
 // maxArray is the longest array a point may read.
 const maxArray = 4096
@@ -120,9 +129,9 @@ func (c conv) points(name, unit string, length int, vr *ua.Variant, out []edgegw
 	if vr == nil || vr.Type() != c.t.id {
 		got := "null"
 		if vr != nil {
-			got = vr.Type().String()
+			got = typeName(vr.Type())
 		}
-		return out, fmt.Errorf("%w: got %s, want %s", errType, got, c.t.id)
+		return out, fmt.Errorf("%w: got %s, want %s", errType, got, typeName(c.t.id))
 	}
 	isArray := vr.Has(ua.VariantArrayValues)
 	if isArray != (length > 0) {
