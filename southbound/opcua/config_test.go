@@ -85,7 +85,10 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Devices[0].Points[0].Length = 5000 }, "length: must be 0 (a scalar) or 1-4096"},
 		{func(c *Config) { c.Devices[0].Points[0].Length = 2; c.Devices[0].Points[0].Writable = true }, "writable: arrays cannot be written"},
 		{func(c *Config) { c.Devices[0].Points[0].Deadband = -1 }, "deadband: must be >= 0"},
-		{func(c *Config) { c.Devices[0].Points[0].Deadband = 120; c.Devices[0].Points[0].DeadbandType = "percent" }, "percent deadband must be 0-100"},
+		{func(c *Config) {
+			c.Devices[0].Points[0].Deadband = 120
+			c.Devices[0].Points[0].DeadbandType = "percent"
+		}, "percent deadband must be 0-100"},
 		{func(c *Config) { c.Devices[0].Points[0].Deadband = 1; c.Devices[0].Points[0].DeadbandType = "relative" }, "deadband_type: must be absolute or percent"},
 		{func(c *Config) { c.Devices[0].Mode = "poll"; c.Devices[0].Points[0].Deadband = 1 }, "deadband: applies to subscriptions only"},
 		{func(c *Config) {
