@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/internal/testpeer"
 )
@@ -23,6 +25,8 @@ var (
 	sharedDir string
 )
 
+// TestMain stops the shared server, then checks that no goroutine of the
+// adapters (nor of gopcua's clients they closed) outlives the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	sharedMu.Lock()
@@ -31,6 +35,12 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(sharedDir)
 	}
 	sharedMu.Unlock()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left after the tests:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
