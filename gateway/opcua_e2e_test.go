@@ -161,7 +161,8 @@ func TestOPCUAEndToEnd(t *testing.T) {
 	}
 
 	t.Run("subscription values reach the hub", func(t *testing.T) {
-		// Values with different source timestamps come as separate messages.
+		// Values whose source timestamps lie more than an interval apart come
+		// as separate messages.
 		first := telemetry(t, "the first temperature", func(b map[string]any) bool { return b["temperature"] != nil })
 		if !nearFloat(first["temperature"], 20) {
 			t.Errorf("first telemetry %v", first)

@@ -16,8 +16,9 @@
 // absolute or percent deadband) or, per device, by polling reads. A value
 // with a Bad status is left out of the reading and counted by status code;
 // Uncertain values are passed up and counted. A reading carries the
-// values' source timestamp (values with different timestamps make separate
-// readings). A lost session is reopened with jittered back-off and its
+// values' source timestamp: values whose source timestamps fall in one
+// window as long as the device's interval make one reading, stamped with
+// the newest of them. A lost session is reopened with jittered back-off and its
 // subscriptions created anew; a value the server sends again with the
 // source timestamp already passed up is not sent twice.
 //

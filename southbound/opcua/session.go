@@ -306,11 +306,15 @@ func (s *session) emit(ctx context.Context, r edgegw.Reading) bool {
 	}
 }
 
-// batch collects the values of one device into readings, one per source
-// timestamp.
+// batch collects the values of one device into readings: values whose
+// source timestamps fall in the same window, as long as the device's
+// interval, make one reading stamped with the newest of them. (One
+// reading per exact timestamp would make a message per value of a server
+// that stamps each variable on its own.)
 type batch struct {
 	dev      *device
 	readings []edgegw.Reading
+	windows  []time.Time // the window of each reading
 	st       DeviceStats // counts to add
 	polled   bool        // values read, not notified: no duplicates to drop
 	problem  string      // the first Bad value or type mismatch, for the log
@@ -340,12 +344,17 @@ func (b *batch) add(it *item, dv *ua.DataValue, received time.Time) {
 	if when.IsZero() {
 		when = received
 	}
-	i := slices.IndexFunc(b.readings, func(r edgegw.Reading) bool { return r.Time.Equal(when) })
+	win := when.Truncate(b.dev.cfg.Interval)
+	i := slices.IndexFunc(b.windows, win.Equal)
 	if i < 0 {
 		b.readings = append(b.readings, edgegw.Reading{Device: b.dev.name, Time: when})
+		b.windows = append(b.windows, win)
 		i = len(b.readings) - 1
 	}
 	r := &b.readings[i]
+	if when.After(r.Time) {
+		r.Time = when
+	}
 	before := len(r.Points)
 	var err error
 	r.Points, err = it.conv.points(it.name, it.unit, it.length, dv.Value, r.Points)
