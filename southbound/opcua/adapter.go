@@ -120,8 +120,9 @@ func (a *Adapter) Stats() Stats { return a.st.snapshot() }
 // Run connects to the server, subscribes and polls, and hands readings to
 // up until ctx ends, reconnecting forever with back-off. It returns nil
 // after every goroutine it started has exited; it is called once. A PKI
-// directory that cannot hold the application certificate is the one error
-// that stops it: nothing secure could ever connect.
+// directory that cannot hold the application certificate, and a user
+// certificate or key that cannot be read, are the errors that stop it:
+// retrying cannot help.
 func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	if !a.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("opcua %s: Run called twice", a.name)
@@ -139,10 +140,14 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 	if err != nil {
 		return fmt.Errorf("opcua %s: %w", a.name, err)
 	}
+	s := &session{a: a, app: app}
+	if err := s.loadUser(); err != nil {
+		return fmt.Errorf("opcua %s: %w", a.name, err)
+	}
 	readings := make(chan edgegw.Reading, 64)
+	s.out = readings
 	var wg sync.WaitGroup
 	wg.Go(func() { a.submit(ctx, up, readings) })
-	s := &session{a: a, app: app, out: readings}
 	s.loop(ctx)
 	wg.Wait()
 	return nil

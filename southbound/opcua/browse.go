@@ -77,6 +77,9 @@ func Browse(ctx context.Context, opts BrowseOptions) ([]Node, error) {
 	a := &Adapter{name: "browse", cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		trust: newTrustList(cfg.PKIDir, cfg.Trusted)}
 	s := &session{a: a, app: app}
+	if err := s.loadUser(); err != nil {
+		return nil, err
+	}
 	c, err := s.connect(ctx)
 	if err != nil {
 		return nil, err

@@ -179,3 +179,32 @@ func TestWrongPasswordRefused(t *testing.T) {
 		t.Errorf("the password is in the log:\n%s", logs.String())
 	}
 }
+
+// TestUnusableUserCertificateStopsRun: a user certificate that cannot be
+// read stops Run at once with the config key in the error: retrying
+// cannot help.
+func TestUnusableUserCertificateStopsRun(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		auth AuthConfig
+		want string
+	}{
+		{AuthConfig{Kind: "certificate", CertFile: filepath.Join(dir, "missing.pem"), KeyFile: bad}, "auth.cert_file"},
+		{AuthConfig{Kind: "certificate", CertFile: bad, KeyFile: bad}, "auth.cert_file"},
+	} {
+		a := newAdapter(t, "opc", Config{Endpoint: "opc.tcp://127.0.0.1:1", Auth: c.auth, Devices: firmwareDevice()}, nil)
+		if err := a.Run(t.Context(), &testpeer.Uplink{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Run = %v, want an error naming %s", err, c.want)
+		}
+	}
+	certFile, _ := userCert(t)
+	a := newAdapter(t, "opc", Config{Endpoint: "opc.tcp://127.0.0.1:1", Auth: AuthConfig{Kind: "certificate", CertFile: certFile, KeyFile: bad},
+		Devices: firmwareDevice()}, nil)
+	if err := a.Run(t.Context(), &testpeer.Uplink{}); err == nil || !strings.Contains(err.Error(), "auth.key_file") {
+		t.Errorf("Run = %v, want an error naming auth.key_file", err)
+	}
+}

@@ -2,6 +2,7 @@ package opcua
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -25,6 +26,9 @@ type session struct {
 	a   *Adapter
 	app *appCert
 	out chan<- edgegw.Reading
+
+	userCert []byte          // auth kind certificate
+	userKey  *rsa.PrivateKey // its key
 
 	connLog    limiter
 	qualityLog limiter // Bad values and type mismatches: one line a minute
@@ -166,19 +170,7 @@ func (s *session) connect(ctx context.Context) (*opcua.Client, error) {
 	case "username":
 		opts = append(opts, opcua.AuthUsername(cfg.Auth.Username, string(cfg.Auth.Password)))
 	case "certificate":
-		der, err := readCertFile(cfg.Auth.CertFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth.cert_file: %w", err)
-		}
-		keyPEM, err := readFile(cfg.Auth.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth.key_file: %w", err)
-		}
-		key, err := parseRSAKey(keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("auth.key_file: %w", err)
-		}
-		opts = append(opts, opcua.AuthCertificate(der), opcua.AuthPrivateKey(key))
+		opts = append(opts, opcua.AuthCertificate(s.userCert), opcua.AuthPrivateKey(s.userKey))
 	}
 	opts = append(opts, opcua.SecurityFromEndpoint(ep, tokenType))
 	c, err := opcua.NewClient(cfg.Endpoint, opts...)
@@ -190,6 +182,28 @@ func (s *session) connect(ctx context.Context) (*opcua.Client, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	return c, nil
+}
+
+// loadUser reads the X.509 user token's certificate and key, once.
+func (s *session) loadUser() error {
+	auth := s.a.cfg.Auth
+	if auth.Kind != "certificate" {
+		return nil
+	}
+	der, err := readCertFile(auth.CertFile)
+	if err != nil {
+		return fmt.Errorf("auth.cert_file: %w", err)
+	}
+	keyPEM, err := readFile(auth.KeyFile)
+	if err != nil {
+		return fmt.Errorf("auth.key_file: %w", err)
+	}
+	key, err := parseRSAKey(keyPEM)
+	if err != nil {
+		return fmt.Errorf("auth.key_file %s: %w", auth.KeyFile, err)
+	}
+	s.userCert, s.userKey = der, key
+	return nil
 }
 
 // serve runs one session: it creates the subscriptions, then handles
