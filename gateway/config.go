@@ -283,6 +283,7 @@ func (c *Config) Validate() error {
 	} else {
 		add("mapping", c.Mapping.Check(points))
 	}
+	errs = append(errs, checkCalls(c)...)
 	return errors.Join(errs...)
 }
 
