@@ -52,6 +52,9 @@ const (
 	SendFrame
 	// PublishLAN publishes Payload on Topic to LAN devices.
 	PublishLAN
+	// CallMethod calls the procedure Method of Device with Args, and
+	// returns its output (an OPC UA method call).
+	CallMethod
 )
 
 func (k ActionKind) String() string {
@@ -62,6 +65,8 @@ func (k ActionKind) String() string {
 		return "send"
 	case PublishLAN:
 		return "publish"
+	case CallMethod:
+		return "call"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -76,6 +81,8 @@ type Action struct {
 	Value   Value  // WritePoint
 	Topic   string // PublishLAN
 	Payload []byte // SendFrame, PublishLAN
+	Method  string // CallMethod
+	Args    []Value
 }
 
 func (a Action) String() string {
@@ -84,6 +91,8 @@ func (a Action) String() string {
 		return fmt.Sprintf("%s/%s: write %s = %s", a.Adapter, a.Device, a.Point, a.Value)
 	case PublishLAN:
 		return fmt.Sprintf("%s: publish %s (%d bytes)", a.Adapter, a.Topic, len(a.Payload))
+	case CallMethod:
+		return fmt.Sprintf("%s/%s: call %s%v", a.Adapter, a.Device, a.Method, a.Args)
 	}
 	return fmt.Sprintf("%s/%s: %s (%d bytes)", a.Adapter, a.Device, a.Kind, len(a.Payload))
 }

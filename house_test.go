@@ -39,7 +39,7 @@ var allowed = map[string][]string{
 	"ops":               {"."},
 	"tools/debpkg":      {}, // a module of its own (nfpm), for make deb
 	"gateway": {".", "buffer", "identity", "mapping", "northbound", "hubsim", "configs", "ops",
-		"southbound", "southbound/lanmqtt", "southbound/modbus", "southbound/serial", "southbound/simulator"},
+		"southbound", "southbound/lanmqtt", "southbound/modbus", "southbound/opcua", "southbound/serial", "southbound/simulator"},
 }
 
 type pkgInfo struct {

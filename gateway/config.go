@@ -22,6 +22,7 @@ import (
 	"github.com/edgegw/edgegw/northbound"
 	"github.com/edgegw/edgegw/southbound/lanmqtt"
 	"github.com/edgegw/edgegw/southbound/modbus"
+	"github.com/edgegw/edgegw/southbound/opcua"
 	"github.com/edgegw/edgegw/southbound/serial"
 	"github.com/edgegw/edgegw/southbound/simulator"
 )
@@ -59,6 +60,7 @@ type SouthboundConfig struct {
 	Name      string            `yaml:"name"`
 	LANMQTT   *lanmqtt.Config   `yaml:"lanmqtt"`
 	Modbus    *modbus.Config    `yaml:"modbus"`
+	OPCUA     *opcua.Config     `yaml:"opcua"`
 	Serial    *serial.Config    `yaml:"serial"`
 	Simulator *simulator.Config `yaml:"simulator"`
 }
@@ -168,6 +170,9 @@ func (c *Config) SetDefaults() {
 			s.LANMQTT.SetDefaults()
 		} else if s.Modbus != nil {
 			s.Modbus.SetDefaults()
+		} else if s.OPCUA != nil {
+			edgegw.SetDefault(&s.OPCUA.PKIDir, c.StateDir+"/opcua-pki")
+			s.OPCUA.SetDefaults()
 		} else if s.Serial != nil {
 			s.Serial.SetDefaults()
 		} else if s.Simulator != nil {
@@ -255,6 +260,11 @@ func (c *Config) Validate() error {
 			add(p+".modbus", s.Modbus.Validate())
 			points = append(points, s.Modbus.Points(s.Name)...)
 		}
+		if s.OPCUA != nil {
+			kinds++
+			add(p+".opcua", s.OPCUA.Validate())
+			points = append(points, s.OPCUA.Points(s.Name)...)
+		}
 		if s.Serial != nil {
 			kinds++
 			add(p+".serial", s.Serial.Validate())
@@ -266,7 +276,7 @@ func (c *Config) Validate() error {
 			points = append(points, s.Simulator.Points(s.Name)...)
 		}
 		if kinds != 1 {
-			add(p, fmt.Errorf("must set exactly one of lanmqtt, modbus, serial, simulator (got %d)", kinds))
+			add(p, fmt.Errorf("must set exactly one of lanmqtt, modbus, opcua, serial, simulator (got %d)", kinds))
 		}
 	}
 	if err := c.Mapping.Validate(); err != nil {
@@ -274,6 +284,7 @@ func (c *Config) Validate() error {
 	} else {
 		add("mapping", c.Mapping.Check(points))
 	}
+	errs = append(errs, checkCalls(c)...)
 	return errors.Join(errs...)
 }
 

@@ -123,9 +123,9 @@ func TestBrokenConfigs(t *testing.T) {
 			return edit(t, "key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "key: not-base64!")
 		}, `identities[0].key:`},
 		{"two adapter kinds", func(t *testing.T) string { return base + "    simulator: {}\n" },
-			`southbound[0]: must set exactly one of lanmqtt, modbus, serial, simulator (got 2)`},
+			`southbound[0]: must set exactly one of lanmqtt, modbus, opcua, serial, simulator (got 2)`},
 		{"no adapter kind", func(t *testing.T) string { return base + "  - name: empty\n" },
-			`southbound[1]: must set exactly one of lanmqtt, modbus, serial, simulator (got 0)`},
+			`southbound[1]: must set exactly one of lanmqtt, modbus, opcua, serial, simulator (got 0)`},
 		{"duplicate adapter name", func(t *testing.T) string { return base + "  - name: lan\n    lanmqtt: {listen: '127.0.0.1:1884'}\n" },
 			`southbound[1].name: "lan" is already used by southbound[0]`},
 		{"missing adapter name", func(t *testing.T) string { return edit(t, "- name: lan\n", "- lanmqtt_name: x\n") },

@@ -17,6 +17,7 @@ import (
 	"github.com/edgegw/edgegw/southbound"
 	"github.com/edgegw/edgegw/southbound/lanmqtt"
 	"github.com/edgegw/edgegw/southbound/modbus"
+	"github.com/edgegw/edgegw/southbound/opcua"
 	"github.com/edgegw/edgegw/southbound/serial"
 	"github.com/edgegw/edgegw/southbound/simulator"
 )
@@ -314,6 +315,8 @@ func newAdapter(s SouthboundConfig, log *slog.Logger) (southbound.Adapter, error
 		return lanmqtt.New(s.Name, *s.LANMQTT, log)
 	case s.Modbus != nil:
 		return modbus.New(s.Name, *s.Modbus, log)
+	case s.OPCUA != nil:
+		return opcua.New(s.Name, *s.OPCUA, log)
 	case s.Serial != nil:
 		return serial.New(s.Name, *s.Serial, log)
 	case s.Simulator != nil:

@@ -175,6 +175,8 @@ func (d *downlink) handle(ctx context.Context, cmd edgegw.Command) (res edgegw.R
 		d.mu.RUnlock()
 		if !ok {
 			errs[i] = mapping.WithStatus(fmt.Errorf("adapter %q cannot execute actions: %w", a.Adapter, southbound.ErrUnknownTarget), 404)
+		} else if a.Kind == edgegw.CallMethod {
+			errs[i] = withStatus(call(ctx, ex, plan, i))
 		} else {
 			errs[i] = withStatus(ex.Execute(ctx, a))
 		}
@@ -266,6 +268,20 @@ func withStatus(err error) error {
 		return mapping.WithStatus(err, 503)
 	case errors.Is(err, modbus.ErrTimeout):
 		return mapping.WithStatus(err, 504) // the device did not answer: retried like 503
+	}
+	return err
+}
+
+// call runs action i of plan, a procedure call, and keeps its output for
+// the method response.
+func call(ctx context.Context, ex southbound.Executor, plan *mapping.Plan, i int) error {
+	c, ok := ex.(southbound.Caller)
+	if !ok {
+		return fmt.Errorf("adapter %q cannot call procedures: %w", plan.Actions[i].Adapter, southbound.ErrUnknownTarget)
+	}
+	out, err := c.Call(ctx, plan.Actions[i])
+	if err == nil {
+		plan.SetOutput(i, out)
 	}
 	return err
 }

@@ -68,7 +68,7 @@ func (c *Config) Check(points []edgegw.PointInfo) error {
 		for j, a := range m.Actions {
 			path := fmt.Sprintf("methods[%d].actions[%d]", i, j)
 			switch a.Kind {
-			case "send":
+			case "send", "call":
 				cat.device(path, a.Adapter, a.Device, add)
 			case "publish":
 				cat.adapter(path, a.Adapter, add)

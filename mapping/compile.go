@@ -59,6 +59,7 @@ type method struct {
 	params   []*param
 	actions  []action
 	response []byte
+	outputs  bool // answer with a call's output (the rule sets no response)
 }
 
 type param struct {
@@ -79,7 +80,9 @@ type action struct {
 	value   edgegw.Value
 	frame   template // SendFrame payload, PublishLAN payload
 	topic   template
-	whole   bool // PublishLAN with no payload template: the request body
+	whole   bool     // PublishLAN with no payload template: the request body
+	method  string   // CallMethod
+	args    []*param // CallMethod
 }
 
 type c2dRule struct {

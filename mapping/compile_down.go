@@ -63,6 +63,7 @@ func compileMethod(t *tables, mr *MethodRule, path string, add adder) *method {
 			continue
 		}
 		m.actions = append(m.actions, a)
+		m.outputs = m.outputs || a.kind == edgegw.CallMethod && mr.Response == DefaultResponse
 		for _, ref := range append(a.frame.refs(), a.topic.refs()...) {
 			if p := byName[ref]; p != nil && p.optional && p.def == nil {
 				add(ap, "${%s} refers to an optional parameter without a default", ref)
@@ -132,6 +133,7 @@ var builtin = map[string]bool{"identity": true, "method": true, "payload": true}
 
 var actionKinds = map[string]edgegw.ActionKind{
 	"write": edgegw.WritePoint, "send": edgegw.SendFrame, "publish": edgegw.PublishLAN,
+	"call": edgegw.CallMethod,
 }
 
 func compileAction(t *tables, ar *ActionRule, path string, add adder,
@@ -152,7 +154,13 @@ func compileAction(t *tables, ar *ActionRule, path string, add adder,
 		}
 		return tp
 	}
+	if a.kind != edgegw.CallMethod {
+		only("method", ar.Method != "", "call")
+		only("args", len(ar.Args) > 0, "call")
+	}
 	switch a.kind {
+	case edgegw.CallMethod:
+		compileCall(&a, ar, path, add, params)
 	case edgegw.WritePoint:
 		only("frame", ar.Frame != "", "send")
 		only("topic", ar.Topic != "", "publish")
@@ -217,7 +225,7 @@ func compileAction(t *tables, ar *ActionRule, path string, add adder,
 		a.frame = tmpl("payload", ar.Payload)
 		a.whole = ar.Payload == ""
 	default:
-		add(path+".kind", "must be write, send or publish (got %q)", ar.Kind)
+		add(path+".kind", "must be write, send, publish or call (got %q)", ar.Kind)
 		return a, false
 	}
 	return a, true

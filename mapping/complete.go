@@ -53,6 +53,9 @@ func (m *Mapper) Complete(p *Plan, errs []error) (edgegw.Result, *edgegw.Message
 		}
 		if res.Status == 200 && p.Command.Kind == edgegw.Method && p.method != nil {
 			res.Payload = append([]byte(nil), p.method.response...)
+			if out := p.output(); p.method.outputs && out != nil {
+				res.Payload = out
+			}
 		}
 	}
 	if p.Command.Kind != edgegw.Desired || len(p.props) == 0 {

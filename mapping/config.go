@@ -51,7 +51,9 @@ import (
 //	        - {kind: write, adapter: plc, device: plc-3, point: speed, param: speed}  # or value: 1200
 //	        - {kind: send, adapter: rs485, device: vfd, frame: "SPD ${speed}\r\n"}
 //	        - {kind: publish, adapter: lan, topic: "cmd/${identity}", payload: '{"speed":${speed:json}}'}
-//	      response: '{"ok":true}'     # method response body on success (default {"result":"ok"})
+//	        - {kind: call, adapter: opc, device: boiler, method: start, args: [speed]}  # an OPC UA method
+//	      response: '{"ok":true}'     # method response body on success (default {"result":"ok"}, or
+//	                                  # a call's output arguments when the rule has a call action)
 //	  c2d:                            # down: cloud-to-device messages
 //	    - identity: plc-3
 //	      kind: publish               # publish | send | ignore
@@ -143,18 +145,22 @@ type Param struct {
 	Pattern  string   `yaml:"pattern"`
 }
 
-// ActionRule is one action of a method or C2D rule. Kind is write, send or
-// publish (and ignore for C2D rules).
+// ActionRule is one action of a method or C2D rule. Kind is write, send,
+// publish or call (and ignore for C2D rules). A call action calls the
+// adapter's procedure Method of Device with the parameters named by Args,
+// in order, each declared in params with its type and limits.
 type ActionRule struct {
-	Kind    string  `yaml:"kind"`
-	Adapter string  `yaml:"adapter"`
-	Device  string  `yaml:"device"`
-	Point   string  `yaml:"point"`
-	Param   string  `yaml:"param"`
-	Value   *Scalar `yaml:"value"`
-	Frame   string  `yaml:"frame"`
-	Topic   string  `yaml:"topic"`
-	Payload string  `yaml:"payload"`
+	Kind    string   `yaml:"kind"`
+	Adapter string   `yaml:"adapter"`
+	Device  string   `yaml:"device"`
+	Point   string   `yaml:"point"`
+	Param   string   `yaml:"param"`
+	Value   *Scalar  `yaml:"value"`
+	Frame   string   `yaml:"frame"`
+	Topic   string   `yaml:"topic"`
+	Payload string   `yaml:"payload"`
+	Method  string   `yaml:"method"`
+	Args    []string `yaml:"args"`
 }
 
 // C2DRule says what to do with the cloud-to-device messages of one

@@ -111,6 +111,15 @@ func (a *action) build(e *env) (act edgegw.Action, skip bool, err error) {
 		if act.Payload, err = a.frame.expand(e); err != nil {
 			return act, false, err
 		}
+	case edgegw.CallMethod:
+		act.Method = a.method
+		for _, p := range a.args {
+			v, ok := e.params[p.name]
+			if !ok {
+				return act, false, fmt.Errorf("argument %s: missing", p.name)
+			}
+			act.Args = append(act.Args, v)
+		}
 	case edgegw.PublishLAN:
 		topic, err := a.topic.expand(e)
 		if err != nil {

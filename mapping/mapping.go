@@ -99,6 +99,7 @@ type Plan struct {
 	Note string
 
 	method  *method
+	outputs [][]byte   // Method: what each call action returned (SetOutput)
 	props   []propPlan // Desired: one per property acknowledged
 	skipped int        // Desired: properties already applied at this version
 }

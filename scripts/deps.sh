@@ -3,8 +3,9 @@
 # mosquitto (generic upstream broker) and mosquitto-clients, socat (pty pairs
 # for serial and Modbus RTU), gcc with libmodbus-dev (a third-party RTU slave),
 # chromium (the local page's tests), prometheus (its promtool lints /metrics),
-# qemu-user-static (the ARM builds run under it), and the official Azure IoT
-# Node SDKs that check hubsim. Idempotent.
+# qemu-user-static (the ARM builds run under it), the official Azure IoT
+# Node SDKs that check hubsim, and node-opcua (the OPC UA test server of
+# southbound/opcua). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,5 +43,11 @@ if [ -f hubsim/sdktest/package.json ]; then
   if [ ! -d hubsim/sdktest/node_modules ] || [ hubsim/sdktest/package-lock.json -nt hubsim/sdktest/node_modules ]; then
     echo "deps: installing the Azure IoT Node SDKs (npm ci)"
     npm ci --prefix hubsim/sdktest --no-audit --no-fund --loglevel=error
+  fi
+fi
+if [ -f southbound/opcua/testdata/package.json ]; then
+  if [ ! -d southbound/opcua/testdata/node_modules ] || [ southbound/opcua/testdata/package-lock.json -nt southbound/opcua/testdata/node_modules ]; then
+    echo "deps: installing node-opcua (npm ci)"
+    npm ci --prefix southbound/opcua/testdata --no-audit --no-fund --loglevel=error
   fi
 fi

@@ -118,3 +118,11 @@ var (
 	ErrUnknownTarget = errors.New("unknown device or point")
 	ErrUnavailable   = errors.New("device unavailable")
 )
+
+// Caller is the optional capability of an adapter that calls procedures on
+// its devices and gets values back (an OPC UA method call): actions of
+// kind edgegw.CallMethod. Call has Execute's contract and errors, and
+// returns the procedure's output as a JSON object for the method response.
+type Caller interface {
+	Call(ctx context.Context, a edgegw.Action) ([]byte, error)
+}

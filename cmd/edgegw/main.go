@@ -1,5 +1,6 @@
 // Command edgegw is the edge gateway: it runs a config, checks one, prints
-// a SAS token for an identity or a LAN password's hash, or its version.
+// a SAS token for an identity or a LAN password's hash, browses an OPC UA
+// server, or prints its version.
 //
 // Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 package main
@@ -40,6 +41,8 @@ commands:
                             REST API, e.g. -policy iothubowner
   passwd [-iterations N]    read a LAN user's password (terminal or first line of
                             standard input) and print its hash for lanmqtt users
+  opcua browse -endpoint URL [-node ID] [-depth N] [-snippet DEVICE]
+                            list an OPC UA server's nodes (edgegw opcua for flags)
   version                   print the version
 `
 
@@ -49,6 +52,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "run"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "opcua" {
+		return runOPCUA(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("edgegw "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
