@@ -155,7 +155,7 @@ func runQuickstartUnder(t *testing.T, qemu, bin string) {
 		for sc.Scan() {
 			var line struct {
 				Device string `json:"deviceId"`
-				Text   string `json:"text"`
+				Text   string `json:"body"` // a UTF-8 body as text
 			}
 			if json.Unmarshal(sc.Bytes(), &line) != nil {
 				continue

@@ -69,8 +69,10 @@ func build(root, dist, arch, version string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("unknown architecture %q (amd64, arm64, armhf)", arch)
 	}
-	bin = filepath.Join(dist, bin)
-	if _, err := os.Stat(bin); err != nil {
+	// The binary itself, not a symlink to it: nfpm packages a symlink as
+	// a symlink, which would point into the build machine's tree.
+	bin, err := filepath.EvalSymlinks(filepath.Join(dist, bin))
+	if err != nil {
 		return "", fmt.Errorf("%w (make cross builds it)", err)
 	}
 	unit, err := packagedUnit(root, dist)
