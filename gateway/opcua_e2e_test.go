@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/internal/testpeer"
+	"github.com/edgegw/edgegw/ops"
 	"github.com/edgegw/edgegw/southbound/opcua"
 )
 
@@ -25,6 +26,7 @@ state_dir: %s
 log: {level: warn}
 hubsim: {enabled: true, mqtt_listen: "127.0.0.1:0", http_listen: "127.0.0.1:0"}
 hub: {host: localhost}
+status: {listen: "127.0.0.1:0"}
 identities:
   - id: boiler-1
 southbound:
@@ -224,5 +226,47 @@ func TestOPCUAEndToEnd(t *testing.T) {
 		if !strings.Contains(gw.Adapter("hung").(*opcua.Adapter).Stats().LastError, "get endpoints") {
 			t.Errorf("hung adapter's last error: %q", gw.Adapter("hung").(*opcua.Adapter).Stats().LastError)
 		}
+	})
+
+	t.Run("status, metrics and readiness", func(t *testing.T) {
+		addr := gw.StatusAddr()
+		r := waitReady(t, addr, ops.AdapterUnreachable, "hung", 30*time.Second)
+		for _, x := range r.Reasons {
+			if x.Subject == "opc" {
+				t.Errorf("the connected adapter is a reason: %+v", x)
+			}
+		}
+		st := statusOf(t, addr) // the listener's snapshot: up to a second older than the readiness
+		byName := map[string]ops.Adapter{}
+		for _, a := range st.Adapters {
+			byName[a.Name] = a
+		}
+		opc, hung := byName["opc"].OPCUA, byName["hung"].OPCUA
+		if byName["opc"].Kind != "opcua" || opc == nil || hung == nil {
+			t.Fatalf("adapters %+v", st.Adapters)
+		}
+		if !opc.Connected || opc.Connects < 1 || opc.Security != "Basic256Sha256/SignAndEncrypt" || opc.Endpoint != srv.Endpoint ||
+			len(opc.Devices) != 1 || opc.Devices[0].Name != "boiler" || opc.Devices[0].Readings == 0 ||
+			opc.Devices[0].Writes != 1 || opc.Devices[0].Calls != 1 {
+			t.Errorf("opc adapter %+v", opc)
+		}
+		if hung.Connected || hung.ConnectErrors == 0 || hung.LastError == nil || hung.LastError.Cleared != nil || hung.Devices[0].Name != "other" {
+			t.Errorf("hung adapter %+v", hung)
+		}
+		m := lintMetrics(t, addr)
+		for _, want := range []string{
+			`edgegw_opcua_connected{adapter="opc"} 1`,
+			`edgegw_opcua_connected{adapter="hung"} 0`,
+			`edgegw_opcua_error{adapter="hung"} 1`,
+			`edgegw_opcua_device_calls_total{adapter="opc",device="boiler"} 1`,
+			`edgegw_opcua_device_writes_total{adapter="opc",device="boiler"} 1`,
+			`edgegw_opcua_device_values_total{adapter="hung",device="other"} 0`,
+			`edgegw_not_ready_reasons{kind="adapter_unreachable"} 1`,
+		} {
+			if !strings.Contains(m, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+		t.Logf("not ready: %+v", r.Reasons)
 	})
 }

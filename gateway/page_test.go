@@ -25,6 +25,7 @@ status: {listen: "127.0.0.1:0", plot_resolution: 1s}
 identities:
   - id: demo-boiler
   - id: demo-sensor
+  - id: demo-burner
 southbound:
   - name: lan
     lanmqtt:
@@ -41,20 +42,32 @@ southbound:
             - {name: pressure, kind: random, min: 1.1, max: 1.3, unit: bar}
             - {name: burner, kind: toggle, period: 10s}
             - {name: setpoint, kind: constant, value: 70, unit: degC, writable: true}
+  - name: opc
+    opcua:
+      endpoint: %s
+      devices:
+        - name: burner
+          interval: 250ms
+          points:
+            - {name: flow, node: "ns=1;s=Boiler.Flow", type: float, unit: l/min}
 mapping:
   devices:
     - {adapter: sim, device: boiler, identity: demo-boiler}
+    - {adapter: opc, device: burner, identity: demo-burner}
 `
 
 // TestPage loads the local page in headless Chromium (Debian's chromium,
 // driven over the DevTools protocol by chromedp): it renders without a
-// console error, a simulated value appears and its plot gains points, and
+// console error, a simulated value appears and its plot gains points, an
+// OPC UA device (the node-opcua boiler server) shows with its server's
+// session and a value, and
 // at a phone's width nothing overflows sideways. With EDGEGW_SCREENSHOT
 // set to a path it waits for a minute of plot and saves a screenshot there
 // (the README's docs/page.png).
 func TestPage(t *testing.T) {
 	chrome := testpeer.RequireTool(t, "chromium")
-	cfg, err := Parse("page.yaml", fmt.Appendf(nil, pageConfig, t.TempDir()))
+	opc := testpeer.StartOPCUAServer(t, t.TempDir())
+	cfg, err := Parse("page.yaml", fmt.Appendf(nil, pageConfig, t.TempDir(), opc.Endpoint))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +130,19 @@ func TestPage(t *testing.T) {
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(point+` .value`),
 		chromedp.WaitVisible(`[data-device="lan/demo-sensor"] .preview`),
+		chromedp.WaitVisible(`[data-point="opc/burner/flow"] .value`),
 	); err != nil {
 		t.Fatalf("page: %v", err)
+	}
+	if got := text(`[data-point="opc/burner/flow"] .value`); got != "12.25 l/min" {
+		t.Errorf("the OPC UA flow shows as %q", got)
+	}
+	if got := text(`[data-adapter="opc"] h3`) + " | " + text(`[data-adapter="opc"] .facts`); !strings.Contains(got, "opc · opcua") ||
+		!strings.Contains(got, opc.Endpoint+" (connected)") || !strings.Contains(got, "None/None") {
+		t.Errorf("the OPC UA card shows %q", got)
+	}
+	if got := text(`[data-device="opc/burner"] > div`); !strings.Contains(got, "burner up") {
+		t.Errorf("the OPC UA device shows as %q", got)
 	}
 	if got := text(`[data-device="lan/demo-sensor"] .preview`); !strings.Contains(got, `"humidity": 40`) {
 		t.Errorf("the LAN device's message shows as %q", got)

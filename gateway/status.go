@@ -11,6 +11,7 @@ import (
 	"github.com/edgegw/edgegw/ops"
 	"github.com/edgegw/edgegw/southbound/lanmqtt"
 	"github.com/edgegw/edgegw/southbound/modbus"
+	"github.com/edgegw/edgegw/southbound/opcua"
 	"github.com/edgegw/edgegw/southbound/serial"
 	"github.com/edgegw/edgegw/southbound/simulator"
 )
@@ -138,6 +139,9 @@ func adapterStatus(name string, a any) ops.Adapter {
 	case *modbus.Adapter:
 		out.Kind = "modbus"
 		out.Modbus = modbusStatus(a.Stats())
+	case *opcua.Adapter:
+		out.Kind = "opcua"
+		out.OPCUA = opcuaStatus(a.Stats())
 	case *serial.Adapter:
 		s := a.Stats()
 		out.Kind = "serial"
@@ -179,6 +183,28 @@ func modbusStatus(s modbus.Stats) *ops.Modbus {
 			md.LastError = &ops.LastError{Message: d.LastError, Time: d.LastErrorTime.UTC(), Cleared: timePtr(d.LastErrorClear)}
 		}
 		out.Devices = append(out.Devices, md)
+	}
+	return out
+}
+
+func opcuaStatus(s opcua.Stats) *ops.OPCUA {
+	out := &ops.OPCUA{Endpoint: s.Endpoint, Security: s.Security, Connected: s.Connected, Connects: s.Connects,
+		ConnectErrors: s.ConnectErrs, Disconnects: s.Disconnects, UntrustedCertificate: s.Untrusted,
+		Devices: make([]ops.OPCUADevice, 0, len(s.Devices))}
+	if s.LastError != "" {
+		out.LastError = &ops.LastError{Message: s.LastError, Time: s.LastErrorTime.UTC(), Cleared: timePtr(s.LastErrorCleared)}
+	}
+	for _, d := range s.Devices {
+		od := ops.OPCUADevice{Name: d.Name, Mode: d.Mode, Values: d.Values, Readings: d.Readings, SubmitErrors: d.SubmitErrors,
+			BadValues: d.Bad, Uncertain: d.Uncertain, TypeErrors: d.TypeErrors, Duplicates: d.Duplicates, Refused: d.Refused,
+			Polls: d.Polls, Writes: d.Writes, Calls: d.Calls, WriteErrors: d.WriteErrors, CallErrors: d.CallErrors}
+		if od.BadValues == nil {
+			od.BadValues = map[string]uint64{}
+		}
+		if od.Refused == nil {
+			od.Refused = map[string]uint64{}
+		}
+		out.Devices = append(out.Devices, od)
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,6 +121,25 @@ var (
 	mMBTimeouts   = desc("modbus_device_timeouts_total", "Requests the device did not answer in time.", devLabels...)
 	mMBExceptions = desc("modbus_device_exceptions_total", "Modbus exception responses, by exception code.", "adapter", "device", "code")
 	mMBLatency    = desc("modbus_device_request_duration_seconds", "Round trip of each request.", devLabels...)
+	mUAConnected  = desc("opcua_connected", "1 while the session with the OPC UA server is open.", adLabels...)
+	mUAConnects   = desc("opcua_connects_total", "Sessions opened.", adLabels...)
+	mUAConnErrs   = desc("opcua_connect_errors_total", "Failed attempts to open a session, untrusted server certificates included.", adLabels...)
+	mUADisconn    = desc("opcua_disconnects_total", "Sessions lost.", adLabels...)
+	mUAError      = desc("opcua_error", "1 while the adapter's last connection error stands (not cleared by a session opened since).", adLabels...)
+	mUAUntrusted  = desc("opcua_untrusted_certificate", "1 once a server certificate was refused for not being trusted (its thumbprint is in /status).", adLabels...)
+	mUAValues     = desc("opcua_device_values_total", "Point values passed up.", devLabels...)
+	mUAReadings   = desc("opcua_device_readings_total", "Readings the uplink stored.", devLabels...)
+	mUARefused    = desc("opcua_device_readings_refused_total", "Readings the uplink refused.", devLabels...)
+	mUABad        = desc("opcua_device_bad_values_total", "Values left out for a Bad status, by status name (other: a code without a name).", "adapter", "device", "status")
+	mUAUncertain  = desc("opcua_device_uncertain_values_total", "Values passed up with an Uncertain status.", devLabels...)
+	mUATypeErrs   = desc("opcua_device_type_errors_total", "Values of another type than configured, left out.", devLabels...)
+	mUADuplicates = desc("opcua_device_duplicate_values_total", "Values sent again with a source timestamp already passed up, left out.", devLabels...)
+	mUAItemsRef   = desc("opcua_device_refused_items_total", "Monitored items or reads the server refused, by status name (other: a code without a name).", "adapter", "device", "status")
+	mUAPolls      = desc("opcua_device_polls_total", "Reads of a device in poll mode.", devLabels...)
+	mUAWrites     = desc("opcua_device_writes_total", "Successful writes.", devLabels...)
+	mUAWriteErrs  = desc("opcua_device_write_errors_total", "Failed writes.", devLabels...)
+	mUACalls      = desc("opcua_device_calls_total", "Successful method calls.", devLabels...)
+	mUACallErrs   = desc("opcua_device_call_errors_total", "Failed method calls.", devLabels...)
 	mSerOpen      = desc("serial_port_open", "1 while the serial port is open.", adLabels...)
 	mSerLines     = desc("serial_lines_total", "Complete lines received, garbage included.", adLabels...)
 	mSerGarbage   = desc("serial_garbage_lines_total", "Lines no pattern matched or without any parsable value.", adLabels...)
@@ -265,6 +285,34 @@ func adapterMetrics(e emitter, a *Adapter) {
 			}
 			e.histogram(mMBLatency, d.Latency, n, d.Name)
 		}
+	case a.OPCUA != nil:
+		s := a.OPCUA
+		e.gauge(mUAConnected, b2f(s.Connected), n)
+		e.counter(mUAConnects, s.Connects, n)
+		e.counter(mUAConnErrs, s.ConnectErrors, n)
+		e.counter(mUADisconn, s.Disconnects, n)
+		e.gauge(mUAError, b2f(s.LastError != nil && s.LastError.Cleared == nil), n)
+		e.gauge(mUAUntrusted, b2f(s.UntrustedCertificate != ""), n)
+		for i := range s.Devices {
+			d := &s.Devices[i]
+			e.counter(mUAValues, d.Values, n, d.Name)
+			e.counter(mUAReadings, d.Readings, n, d.Name)
+			e.counter(mUARefused, d.SubmitErrors, n, d.Name)
+			for k, v := range byStatusName(d.BadValues) {
+				e.counter(mUABad, v, n, d.Name, k)
+			}
+			e.counter(mUAUncertain, d.Uncertain, n, d.Name)
+			e.counter(mUATypeErrs, d.TypeErrors, n, d.Name)
+			e.counter(mUADuplicates, d.Duplicates, n, d.Name)
+			for k, v := range byStatusName(d.Refused) {
+				e.counter(mUAItemsRef, v, n, d.Name, k)
+			}
+			e.counter(mUAPolls, d.Polls, n, d.Name)
+			e.counter(mUAWrites, d.Writes, n, d.Name)
+			e.counter(mUAWriteErrs, d.WriteErrors, n, d.Name)
+			e.counter(mUACalls, d.Calls, n, d.Name)
+			e.counter(mUACallErrs, d.CallErrors, n, d.Name)
+		}
 	case a.Serial != nil:
 		s := a.Serial
 		e.gauge(mSerOpen, b2f(s.Open), n)
@@ -282,6 +330,22 @@ func adapterMetrics(e emitter, a *Adapter) {
 		e.counter(mSimRefused, a.Simulator.Refused, n)
 	}
 }
+
+// byStatusName keeps the counts of OPC UA status names and adds those of
+// codes without a name (given as hex, 0x80AB0000, by a server's whim) into
+// "other", so the status label takes only the standard's names.
+func byStatusName(m map[string]uint64) map[string]uint64 {
+	out := make(map[string]uint64, len(m))
+	for k, v := range m {
+		if !statusName.MatchString(k) {
+			k = "other"
+		}
+		out[k] += v
+	}
+	return out
+}
+
+var statusName = regexp.MustCompile(`^(Good|Uncertain|Bad)[A-Za-z0-9]*$`)
 
 // newRegistry returns a registry with the gateway's collector and the Go
 // runtime's and the process's standard metrics.

@@ -22,7 +22,8 @@ const (
 //     draining, is not stalled);
 //   - the buffer refuses appends (its filesystem is full);
 //   - an adapter reaches none of its devices: every Modbus device of a bus
-//     is down or disconnected, a serial port is not open after failures.
+//     is down or disconnected, a serial port is not open after failures,
+//     an OPC UA adapter has no session with its server after an attempt.
 //
 // LAN and simulator adapters never make it unready: their devices come to
 // the gateway.
@@ -82,6 +83,16 @@ func unreachable(a *Adapter) string {
 			return fmt.Sprintf("bus %s not connected; none of %d devices reachable", m.Bus, len(m.Devices))
 		}
 		return fmt.Sprintf("none of %d devices on %s answers", len(m.Devices), m.Bus)
+	case a.OPCUA != nil:
+		u := a.OPCUA
+		if u.Connected || u.ConnectErrors+u.Disconnects == 0 || len(u.Devices) == 0 {
+			return ""
+		}
+		detail := fmt.Sprintf("not connected to %s; none of %d devices reachable", u.Endpoint, len(u.Devices))
+		if u.LastError != nil && u.LastError.Cleared == nil {
+			detail += ": " + u.LastError.Message
+		}
+		return detail
 	case a.Serial != nil:
 		if !a.Serial.Open && a.Serial.OpenFailures > 0 {
 			return "serial port not open"

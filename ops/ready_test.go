@@ -77,6 +77,27 @@ func TestEvaluate(t *testing.T) {
 			s.Adapters = []Adapter{{Name: "plc", Modbus: &Modbus{Connected: true, Devices: []ModbusDevice{{State: "unknown"}}}}}
 			return s
 		}, nil},
+		{"opcua: server refuses the session", func() Status {
+			s := base()
+			s.Adapters = []Adapter{{Name: "opc", OPCUA: &OPCUA{Endpoint: "opc.tcp://x:4840", ConnectErrors: 2,
+				LastError: &LastError{Message: "server certificate is not trusted", Time: t0}, Devices: []OPCUADevice{{Name: "boiler"}}}}}
+			return s
+		}, []string{AdapterUnreachable}},
+		{"opcua: session lost, reconnecting", func() Status {
+			s := base()
+			s.Adapters = []Adapter{{Name: "opc", OPCUA: &OPCUA{Connects: 1, Disconnects: 1, Devices: []OPCUADevice{{Name: "boiler"}}}}}
+			return s
+		}, []string{AdapterUnreachable}},
+		{"opcua: connected after failures", func() Status {
+			s := base()
+			s.Adapters = []Adapter{{Name: "opc", OPCUA: &OPCUA{Connected: true, Connects: 1, ConnectErrors: 5, Devices: []OPCUADevice{{Name: "boiler"}}}}}
+			return s
+		}, nil},
+		{"opcua: first attempt under way", func() Status {
+			s := base()
+			s.Adapters = []Adapter{{Name: "opc", OPCUA: &OPCUA{Devices: []OPCUADevice{{Name: "boiler"}}}}}
+			return s
+		}, nil},
 		{"serial port cannot be opened", func() Status {
 			s := base()
 			s.Adapters = []Adapter{{Name: "tty", Serial: &Serial{OpenFailures: 3}}, {Name: "lan", LAN: &LAN{}}}
@@ -105,5 +126,20 @@ func TestEvaluate(t *testing.T) {
 				t.Errorf("ready %v, reasons %+v; want %v", r.Ready, r.Reasons, c.want)
 			}
 		})
+	}
+}
+
+// An OPC UA adapter's reason names the endpoint and the error that stands.
+func TestEvaluateOPCUADetail(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	st := Status{Time: t0, StartTime: t0.Add(-time.Hour), Adapters: []Adapter{{Name: "opc", OPCUA: &OPCUA{
+		Endpoint: "opc.tcp://10.0.0.5:4840", ConnectErrors: 1, Devices: []OPCUADevice{{Name: "a"}, {Name: "b"}},
+		LastError: &LastError{Message: "server certificate is not trusted", Time: t0}}}}}
+	r := Evaluate(&st, time.Minute)
+	if len(r.Reasons) != 1 {
+		t.Fatalf("reasons %+v", r.Reasons)
+	}
+	if x := r.Reasons[0]; x.Subject != "opc" || x.Detail != "not connected to opc.tcp://10.0.0.5:4840; none of 2 devices reachable: server certificate is not trusted" {
+		t.Errorf("reason %+v", x)
 	}
 }

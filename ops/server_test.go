@@ -45,6 +45,12 @@ func richStatus() Status {
 			{Name: "plc", Kind: "modbus", Modbus: &Modbus{Bus: "tcp 127.0.0.1:502", Connected: true, Connects: 1, Devices: []ModbusDevice{{
 				Name: "boiler", Unit: 1, State: "up", Requests: 10, Errors: map[string]uint64{"timeout": 1, "crc": 0},
 				Exceptions: map[string]uint64{"2": 3}, Latency: lat}}}},
+			{Name: "opc", Kind: "opcua", OPCUA: &OPCUA{Endpoint: "opc.tcp://127.0.0.1:4840/UA", Security: "Basic256Sha256/SignAndEncrypt",
+				Connected: true, Connects: 2, ConnectErrors: 3, Disconnects: 1, UntrustedCertificate: "9F1C02E2",
+				LastError: &LastError{Message: "server certificate is not trusted", Time: t0.Add(-time.Minute), Cleared: ago(time.Second)},
+				Devices: []OPCUADevice{{Name: "boiler", Mode: "subscribe", Values: 40, Readings: 20, SubmitErrors: 1,
+					BadValues: map[string]uint64{"BadSensorFailure": 2, "0x80AB0000": 1, "0x80CD0000": 2}, Uncertain: 3, TypeErrors: 1, Duplicates: 4,
+					Refused: map[string]uint64{"BadNodeIdUnknown": 1}, Writes: 5, WriteErrors: 1, Calls: 6, CallErrors: 2}}}},
 			{Name: "tty", Kind: "serial", Serial: &Serial{Open: true, Lines: 5, Garbage: 1}},
 			{Name: "sim", Kind: "simulator", Simulator: &Simulator{Readings: 7}},
 		},
@@ -98,6 +104,18 @@ func TestMetricsLint(t *testing.T) {
 		`edgegw_modbus_device_request_duration_seconds_bucket{adapter="plc",device="boiler",le="0.01"} 8`,
 		`edgegw_modbus_device_request_duration_seconds_count{adapter="plc",device="boiler"} 10`,
 		`edgegw_serial_garbage_lines_total{adapter="tty"} 1`,
+		`edgegw_opcua_connected{adapter="opc"} 1`,
+		`edgegw_opcua_connect_errors_total{adapter="opc"} 3`,
+		`edgegw_opcua_disconnects_total{adapter="opc"} 1`,
+		`edgegw_opcua_error{adapter="opc"} 0`,
+		`edgegw_opcua_untrusted_certificate{adapter="opc"} 1`,
+		`edgegw_opcua_device_values_total{adapter="opc",device="boiler"} 40`,
+		`edgegw_opcua_device_readings_refused_total{adapter="opc",device="boiler"} 1`,
+		`edgegw_opcua_device_bad_values_total{adapter="opc",device="boiler",status="BadSensorFailure"} 2`,
+		`edgegw_opcua_device_bad_values_total{adapter="opc",device="boiler",status="other"} 3`,
+		`edgegw_opcua_device_refused_items_total{adapter="opc",device="boiler",status="BadNodeIdUnknown"} 1`,
+		`edgegw_opcua_device_duplicate_values_total{adapter="opc",device="boiler"} 4`,
+		`edgegw_opcua_device_call_errors_total{adapter="opc",device="boiler"} 2`,
 		`edgegw_commands_total{kind="desired",status="503"} 1`,
 		`edgegw_command_duration_seconds_count{kind="method"} 1`,
 		`edgegw_ready 1`,
@@ -139,13 +157,15 @@ func TestStatusSchema(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
 		t.Fatal(err)
 	}
-	// Every key is snake_case, and a time never known is absent.
+	// Every key is snake_case (but OPC UA status names, which are data:
+	// BadSensorFailure), and a time never known is absent.
 	var walk func(path string, v any)
 	walk = func(path string, v any) {
 		switch v := v.(type) {
 		case map[string]any:
+			byStatus := strings.HasSuffix(path, ".bad_values") || strings.HasSuffix(path, ".refused_items")
 			for k, x := range v {
-				if !snake.MatchString(k) {
+				if !snake.MatchString(k) && !byStatus {
 					t.Errorf("key %s.%s is not snake_case", path, k)
 				}
 				walk(path+"."+k, x)
@@ -164,6 +184,17 @@ func TestStatusSchema(t *testing.T) {
 	ids := raw["identities"].([]any)
 	if _, ok := ids[1].(map[string]any)["last_ack"]; ok {
 		t.Errorf("an identity never acknowledged has last_ack: %v", ids[1])
+	}
+	for _, a := range raw["adapters"].([]any) {
+		a := a.(map[string]any)
+		if a["kind"] != "opcua" {
+			continue
+		}
+		u := a["opcua"].(map[string]any)
+		d := u["devices"].([]any)[0].(map[string]any)
+		if u["untrusted_certificate"] != "9F1C02E2" || u["connect_errors"] != 3.0 || d["bad_values"].(map[string]any)["BadSensorFailure"] != 2.0 || d["readings_refused"] != 1.0 {
+			t.Errorf("opcua adapter = %v", a)
+		}
 	}
 	le := ids[0].(map[string]any)["last_error"].(map[string]any)
 	if le["cleared"] == nil || le["message"] == nil || le["time"] == nil {

@@ -79,9 +79,10 @@ type Buffer struct {
 // set.
 type Adapter struct {
 	Name      string     `json:"name"`
-	Kind      string     `json:"kind"` // lanmqtt, modbus, serial, simulator (other: no counters yet)
+	Kind      string     `json:"kind"` // lanmqtt, modbus, opcua, serial, simulator (other: no counters yet)
 	LAN       *LAN       `json:"lanmqtt,omitempty"`
 	Modbus    *Modbus    `json:"modbus,omitempty"`
+	OPCUA     *OPCUA     `json:"opcua,omitempty"`
 	Serial    *Serial    `json:"serial,omitempty"`
 	Simulator *Simulator `json:"simulator,omitempty"`
 }
@@ -132,6 +133,44 @@ type ModbusDevice struct {
 	Latency      Histogram         `json:"request_seconds"`
 	LastError    *LastError        `json:"last_error,omitempty"`
 	NextAttempt  *time.Time        `json:"next_attempt,omitempty"`
+}
+
+// OPCUA is one OPC UA server (one session) and the devices read from it.
+type OPCUA struct {
+	Endpoint      string `json:"endpoint"`
+	Security      string `json:"security"` // policy/mode: None/None, Basic256Sha256/SignAndEncrypt
+	Connected     bool   `json:"connected"`
+	Connects      uint64 `json:"connects"`
+	ConnectErrors uint64 `json:"connect_errors"`
+	Disconnects   uint64 `json:"disconnects"`
+	// UntrustedCertificate is the SHA-1 thumbprint of the last server
+	// certificate refused for not being trusted (absent when none was).
+	UntrustedCertificate string        `json:"untrusted_certificate,omitempty"`
+	LastError            *LastError    `json:"last_error,omitempty"`
+	Devices              []OPCUADevice `json:"devices"`
+}
+
+// OPCUADevice is one group of points of an OPC UA server.
+type OPCUADevice struct {
+	Name string `json:"name"`
+	Mode string `json:"mode"` // subscribe or poll
+	// Values counts point values passed up; Readings the readings the
+	// uplink stored, SubmitErrors those it refused.
+	Values       uint64 `json:"values"`
+	Readings     uint64 `json:"readings"`
+	SubmitErrors uint64 `json:"readings_refused"`
+	// BadValues counts values left out for a Bad status, by status name
+	// (BadSensorFailure); Uncertain those passed up with an Uncertain one.
+	BadValues   map[string]uint64 `json:"bad_values"`
+	Uncertain   uint64            `json:"uncertain_values"`
+	TypeErrors  uint64            `json:"type_errors"`   // values of another type than configured, left out
+	Duplicates  uint64            `json:"duplicates"`    // values sent again with a timestamp already passed up
+	Refused     map[string]uint64 `json:"refused_items"` // monitored items or reads the server refused, by status name
+	Polls       uint64            `json:"polls"`
+	Writes      uint64            `json:"writes"`
+	Calls       uint64            `json:"calls"`
+	WriteErrors uint64            `json:"write_errors"`
+	CallErrors  uint64            `json:"call_errors"`
 }
 
 // Serial is one serial line.

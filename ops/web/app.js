@@ -108,6 +108,14 @@ function adapterFacts(a, dl) {
     fact(dl, "bus", s.bus + (s.connected ? " (connected)" : " (not connected)"));
     fact(dl, "connects", s.connects);
     fact(dl, "connect errors", s.connect_errors);
+  } else if (a.opcua) {
+    const s = a.opcua;
+    fact(dl, "server", s.endpoint + (s.connected ? " (connected)" : " (not connected)"));
+    fact(dl, "security", s.security);
+    fact(dl, "connects", s.connects);
+    fact(dl, "connect errors", s.connect_errors);
+    if (s.untrusted_certificate) fact(dl, "untrusted certificate", s.untrusted_certificate);
+    if (s.last_error && !s.last_error.cleared) fact(dl, "error", s.last_error.message);
   } else if (a.serial) {
     const s = a.serial;
     fact(dl, "port", s.open ? "open" : "closed");
@@ -118,12 +126,18 @@ function adapterFacts(a, dl) {
   }
 }
 
-// devicesOf lists an adapter's devices: Modbus knows its own (with their
-// state); the others' come from the points seen.
+// devicesOf lists an adapter's devices: Modbus and OPC UA know their own
+// (with their state: an OPC UA device is up while the session is); the
+// others' come from the points seen.
 function devicesOf(a) {
   const out = new Map();
   if (a.modbus) {
     for (const d of a.modbus.devices) out.set(d.name, { state: d.state, detail: d });
+  }
+  if (a.opcua) {
+    const u = a.opcua;
+    const state = u.connected ? "up" : u.connect_errors + u.disconnects > 0 ? "disconnected" : "unknown";
+    for (const d of u.devices) out.set(d.name, { state, detail: d });
   }
   for (const s of series.values()) {
     if (s.view.adapter === a.name && !out.has(s.view.device)) out.set(s.view.device, { state: null });

@@ -51,6 +51,9 @@ func TestServerRestartMidSubscription(t *testing.T) {
 		st := a.Stats()
 		return !st.Connected && st.Disconnects >= 1, st.LastError
 	})
+	if st := a.Stats(); st.LastError == "" || !st.LastErrorCleared.IsZero() {
+		t.Errorf("while down: last error %q cleared at %v, want an error standing", st.LastError, st.LastErrorCleared)
+	}
 	if err := a.Execute(t.Context(), edgegw.Action{Device: "boiler", Kind: edgegw.WritePoint, Point: "temperature",
 		Value: edgegw.Float(1)}); !errors.Is(err, southbound.ErrRejected) {
 		t.Errorf("write of a read-only point while down = %v, want ErrRejected", err)
@@ -62,6 +65,9 @@ func TestServerRestartMidSubscription(t *testing.T) {
 		st := a.Stats()
 		return st.Connected && st.Connects >= 2, st.LastError
 	})
+	if st := a.Stats(); st.LastErrorCleared.Before(st.LastErrorTime) {
+		t.Errorf("after the new session: last error %q at %v cleared at %v", st.LastError, st.LastErrorTime, st.LastErrorCleared)
+	}
 	srv.Send(t, "set Boiler.Temperature 31")
 	waitFor(t, 30*time.Second, "temperature 31 after the restart", temp(31))
 	for _, v := range values(up.Readings(), "boiler", "temperature") {

@@ -54,7 +54,12 @@ func (s *session) loop(ctx context.Context) {
 			backoff = min(2*backoff, a.cfg.BackoffMax)
 			continue
 		}
-		a.st.update(func(st *Stats) { st.Connects++ })
+		a.st.update(func(st *Stats) {
+			st.Connects++
+			if st.LastError != "" {
+				st.LastErrorCleared = time.Now()
+			}
+		})
 		a.log.Info("opcua session open", "endpoint", a.cfg.Endpoint, "security", a.st.s.Security)
 		start := time.Now()
 		err = s.serve(ctx, c)
@@ -67,7 +72,7 @@ func (s *session) loop(ctx context.Context) {
 		}
 		a.st.update(func(st *Stats) {
 			st.Disconnects++
-			st.LastError, st.LastErrorTime = err.Error(), time.Now()
+			st.LastError, st.LastErrorTime, st.LastErrorCleared = err.Error(), time.Now(), time.Time{}
 		})
 		a.log.Warn("opcua session lost; reconnecting", "endpoint", a.cfg.Endpoint, "err", err)
 		if time.Since(start) > a.cfg.BackoffMax {
@@ -85,7 +90,7 @@ func (s *session) failed(err error) {
 	a := s.a
 	a.st.update(func(st *Stats) {
 		st.ConnectErrs++
-		st.LastError, st.LastErrorTime = err.Error(), time.Now()
+		st.LastError, st.LastErrorTime, st.LastErrorCleared = err.Error(), time.Now(), time.Time{}
 	})
 	if errors.Is(err, ErrUntrusted) || s.connLog.allow(time.Now()) {
 		a.log.Warn("opcua connect failed", "endpoint", a.cfg.Endpoint, "err", err)

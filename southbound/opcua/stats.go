@@ -23,7 +23,10 @@ type Stats struct {
 	Untrusted     string
 	LastError     string
 	LastErrorTime time.Time
-	Devices       []DeviceStats
+	// LastErrorCleared is when a session opened after LastError (zero
+	// while the error stands).
+	LastErrorCleared time.Time
+	Devices          []DeviceStats
 }
 
 // DeviceStats are the counters of one device.
