@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -157,7 +158,7 @@ func parseRegisterBody(b []byte) (registerBody, error) {
 	if err := d.Decode(&r); err != nil {
 		return registerBody{}, fmt.Errorf("%w: register body: %v", errDPSRequest, err)
 	}
-	if d.More() {
+	if _, err := d.Token(); err != io.EOF { // More cannot see a stray '}' or ']'
 		return registerBody{}, fmt.Errorf("%w: register body: trailing data", errDPSRequest)
 	}
 	if bytes.Equal(r.Payload, []byte("null")) {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -72,7 +73,7 @@ func decodeObject(b []byte) (map[string]any, error) {
 	if m == nil {
 		return nil, fmt.Errorf("not a JSON object")
 	}
-	if d.More() {
+	if _, err := d.Token(); err != io.EOF { // More cannot see a stray '}' or ']'
 		return nil, fmt.Errorf("trailing data after JSON object")
 	}
 	return m, nil

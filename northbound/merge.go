@@ -3,6 +3,7 @@ package northbound
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 )
 
 // mergeReported merges two reported-property patches, a then b, into one
@@ -35,7 +36,12 @@ func decodeObject(b []byte) (map[string]any, bool) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var m map[string]any
-	if err := d.Decode(&m); err != nil || m == nil || d.More() {
+	if err := d.Decode(&m); err != nil || m == nil {
+		return nil, false
+	}
+	// Nothing but white space may follow (More is false before a stray
+	// '}' or ']', so it cannot tell).
+	if _, err := d.Token(); err != io.EOF {
 		return nil, false
 	}
 	return m, true
