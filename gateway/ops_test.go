@@ -155,6 +155,18 @@ func TestReadyzHubStopped(t *testing.T) {
 		return n >= 5, fmt.Sprintf("%d messages", n)
 	})
 	waitReady(t, addr, "", "", 30*time.Second)
+	// Counters of closed reason sets are there at 0 before the first
+	// event, so that a scraper's increase() sees the first one.
+	m := lintMetrics(t, addr)
+	for _, want := range []string{
+		`edgegw_identity_reconnects_total{identity="sim-1",reason="connection_lost"} 0`,
+		`edgegw_identity_reconnects_total{identity="sim-1",reason="token_renewal"} 0`,
+		`edgegw_identity_buffer_dropped_messages_total{identity="sim-1",reason="full"} 0`,
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics before any reconnect or drop lack %s", want)
+		}
+	}
 
 	hub.Close()
 	stopped := time.Now()

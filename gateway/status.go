@@ -77,6 +77,25 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
+// The closed sets of reasons an identity's counters are kept by: each is
+// listed from the start, at 0, so that a scraper's increase() sees the
+// first reconnect or drop of a reason.
+var (
+	reconnectReasons = []string{northbound.ReconnectLost, northbound.ReconnectAckTimeout,
+		northbound.ReconnectRenewal, northbound.ReconnectRedelivery, northbound.ReconnectOther}
+	dropReasons = []string{buffer.DropExpired, buffer.DropAlarmExpired, buffer.DropFull, buffer.DropAlarmFull}
+)
+
+// withZeros returns a copy of counts with every key of keys, 0 when absent.
+func withZeros(counts map[string]uint64, keys []string) map[string]uint64 {
+	out := make(map[string]uint64, len(keys))
+	for _, k := range keys {
+		out[k] = 0
+	}
+	maps.Copy(out, counts)
+	return out
+}
+
 func identityStatus(s *northbound.Status, ss *buffer.StreamStats, now time.Time) ops.Identity {
 	id := ops.Identity{
 		ID:                 string(s.Identity),
@@ -93,7 +112,8 @@ func identityStatus(s *northbound.Status, ss *buffer.StreamStats, now time.Time)
 		CommandsReceived:   s.Commands,
 		CommandsThrottled:  s.Throttled,
 		Reconnects:         s.Reconnects,
-		ReconnectsByReason: s.ReconnectsBy,
+		ReconnectsByReason: withZeros(s.ReconnectsBy, reconnectReasons),
+		BufferDrops:        withZeros(nil, dropReasons),
 		TokenRenewals:      s.Renewals,
 		TokenExpiry:        timePtr(s.TokenExpiry),
 	}
@@ -101,7 +121,7 @@ func identityStatus(s *northbound.Status, ss *buffer.StreamStats, now time.Time)
 		id.LastError = &ops.LastError{Message: s.LastError, Time: s.LastErrorTime.UTC(), Cleared: timePtr(s.LastErrorCleared)}
 	}
 	if ss != nil {
-		id.Queued, id.QueuedBytes, id.BufferDrops = ss.Depth, ss.Bytes, maps.Clone(ss.Drops)
+		id.Queued, id.QueuedBytes, id.BufferDrops = ss.Depth, ss.Bytes, withZeros(ss.Drops, dropReasons)
 		if ss.Depth > 0 && !ss.Oldest.IsZero() {
 			id.OldestQueued = timePtr(ss.Oldest)
 			age := max(0, now.Sub(ss.Oldest).Seconds())

@@ -3,6 +3,7 @@ package ops
 import (
 	"errors"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/edgegw/edgegw"
@@ -52,8 +53,10 @@ func (c *Config) SetDefaults() {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 			errs = append(errs, edgegw.Errorf("listen", "must be host:port (got %q)", c.Listen))
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			errs = append(errs, edgegw.Errorf("listen", "port must be a number from 0 to 65535 (got %q)", port))
 		}
 	}
 	if c.StallAfter <= 0 {

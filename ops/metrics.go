@@ -103,7 +103,7 @@ var (
 	mLANClosed    = desc("lan_connections_closed_on_refusal_total", "MQTT 3.1.1 connections closed because a publish was refused.", adLabels...)
 	mLANConnErr   = desc("lan_connection_errors_total", "LAN connections that ended with an error.", adLabels...)
 	mLANSubDrops  = desc("lan_subscriber_drops_total", "Messages to slow LAN subscribers dropped by the broker.", adLabels...)
-	mLANCommands  = desc("lan_commands_published_total", "Command publishes to LAN devices.", adLabels...)
+	mLANCommands  = desc("lan_commands_published_total", "Mapped commands (c2d rules, publish actions) published to LAN devices; relayed commands are not counted here.", adLabels...)
 	mMBConnected  = desc("modbus_bus_connected", "1 when the bus's connection or port is open.", adLabels...)
 	mMBConnects   = desc("modbus_bus_connects_total", "Successful connects or port opens.", adLabels...)
 	mMBConnErrs   = desc("modbus_bus_connect_errors_total", "Failed connect attempts.", adLabels...)
