@@ -61,6 +61,10 @@ func TestDPSBrokenConfigs(t *testing.T) {
 		{"count without dps", "identities:\n  - {id: 's{n}', count: 3, key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=}\nhub: {host: h}\n",
 			"identities[0].count: a fleet is provisioned by DPS"},
 		{"unknown key", strings.Replace(dpsBase, "id_scope:", "idscope: x, id_scope:", 1), "identities[0].dps.idscope: unknown key"},
+		{"address without port", strings.Replace(dpsBase, "id_scope:", "address: dps.local, id_scope:", 1), `identities[0].dps.address: must be host:port, the address to dial instead of host:port (got "dps.local")`},
+		{"address port out of range", strings.Replace(dpsBase, "id_scope:", "address: '127.0.0.1:0', id_scope:", 1), `identities[0].dps.address: must be host:port`},
+		{"negative count", strings.Replace(dpsBase, "count: 10000", "count: -3", 1), "identities[0].count: must be 1-1000000 (got -3)"},
+		{"count too large", strings.Replace(dpsBase, "count: 10000", "count: 2000000000000", 1), "identities[0].count: must be 1-1000000 (got 2000000000000)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("broken.yaml", []byte(tt.yaml))

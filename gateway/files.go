@@ -46,10 +46,16 @@ func (c *Config) CheckFiles() (warnings []*edgegw.FieldError, err error) {
 	}
 	for i, ic := range c.Identities {
 		p := "identities[" + strconv.Itoa(i) + "]"
-		if _, err := identity.Load(ic, slog.New(slog.DiscardHandler)); err != nil {
+		// LoadAll: a fleet entry (count) stands for many identities, its
+		// keys derived from a group key file or its certificates named by id.
+		if _, err := identity.LoadAll(ic, slog.New(slog.DiscardHandler)); err != nil {
 			add(p, err)
 		}
-		for _, f := range []struct{ path, name string }{{"key_file", ic.KeyFile}, {"cert_key_file", ic.CertKeyFile}} {
+		var groupKeyFile string
+		if ic.DPS != nil {
+			groupKeyFile = ic.DPS.GroupKeyFile
+		}
+		for _, f := range []struct{ path, name string }{{"key_file", ic.KeyFile}, {"cert_key_file", ic.CertKeyFile}, {"dps.group_key_file", groupKeyFile}} {
 			if mode, ok := exposed(f.name); ok {
 				warnings = append(warnings, &edgegw.FieldError{Path: p + "." + f.path,
 					Reason: fmt.Sprintf("%s is readable by group or others (mode %04o): chmod 600 it", f.name, mode)})

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,6 +107,12 @@ func (c *Config) validateDPS() error {
 	}
 	if d.Port < 0 || d.Port > 65535 {
 		add("dps.port", "must be 1-65535 (got %d)", d.Port)
+	}
+	if d.Address != "" {
+		host, port, err := net.SplitHostPort(d.Address)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			add("dps.address", "must be host:port, the address to dial instead of host:port (got %q)", d.Address)
+		}
 	}
 	if err := validIDScope(d.IDScope); err != nil {
 		add("dps.id_scope", "%v (got %q)", err, d.IDScope)

@@ -213,16 +213,21 @@ func FuzzFleetConfig(f *testing.F) {
 	f.Add("{n}", 1, 0, "s", "/c/{id}.pem")
 	f.Add("a{n:9}b", 2, 1, "x", "")
 	f.Add("s{n", 2, 1, "x", "")
+	f.Add("s{n}", -3, 1, "x", "") // IDs is called before Validate (gateway's SetDefaults)
 	f.Fuzz(func(t *testing.T, id string, count, first int, scope, certFile string) {
 		count = count % 50 // keep each input cheap
 		c := Config{ID: id, Count: count, First: &first, DPS: &DPSConfig{IDScope: scope, GroupKey: testKey}}
 		if certFile != "" {
 			c.DPS.GroupKey, c.CertFile, c.CertKeyFile = "", certFile, certFile
 		}
+		before := c.IDs()
 		if c.Validate() != nil {
 			return
 		}
 		ids := c.IDs()
+		if len(before) != len(ids) {
+			t.Fatalf("IDs before Validate gave %d ids, after %d", len(before), len(ids))
+		}
 		if len(ids) != count {
 			t.Fatalf("%d ids for count %d", len(ids), count)
 		}

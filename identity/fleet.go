@@ -108,10 +108,13 @@ func (c *Config) validateFleet() error {
 }
 
 // IDs returns the ids c stands for: its id, or a fleet's ids in order.
-// c must be valid.
+// A count out of range (which Validate reports) stands for none.
 func (c *Config) IDs() []string {
 	if c.Count == 0 {
 		return []string{c.ID}
+	}
+	if c.Count < 0 || c.Count > MaxFleet {
+		return nil
 	}
 	p, err := parsePattern(c.ID)
 	if err != nil {

@@ -178,3 +178,44 @@ func TestCheckWarnings(t *testing.T) {
 		t.Errorf("run logs the identity room's warning itself:\n%s", errb.String())
 	}
 }
+
+// A fleet entry (count) is checked whole: its group key file is opened
+// (and warned about when others may read it), not refused as a single
+// identity; run stops on the same faults.
+func TestCheckFleet(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "group.key")
+	if err := os.WriteFile(key, []byte("ZWRnZWd3LXRlc3QtZ3JvdXAta2V5LTAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write := func(keyFile string) string {
+		cfg := filepath.Join(dir, "fleet.yaml")
+		y := "state_dir: " + dir + "/state\nidentities:\n  - id: sensor-{n:03}\n    count: 200\n" +
+			"    dps: {host: localhost, id_scope: 0ne00000001, group_key_file: " + keyFile + "}\n"
+		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cfg := write(key)
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "-config", cfg}, &out, &errb); code != 0 || !strings.Contains(out.String(), "200 identities") || errb.Len() != 0 {
+		t.Fatalf("fleet: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	os.Chmod(key, 0o644)
+	out.Reset()
+	errb.Reset()
+	want := cfg + ": identities[0].dps.group_key_file: warning: " + key + " is readable by group or others (mode 0644)"
+	if code := run([]string{"check", "-config", cfg}, &out, &errb); code != 0 || !strings.Contains(errb.String(), want) {
+		t.Errorf("exposed group key: exit %d, stderr %q, want %q", code, errb.String(), want)
+	}
+	cfg = write(filepath.Join(dir, "gone.key"))
+	for _, cmd := range []string{"check", "run"} {
+		out.Reset()
+		errb.Reset()
+		want := cfg + ": identities[0].dps.group_key_file: "
+		if code := run([]string{cmd, "-config", cfg}, &out, &errb); code != 2 || !strings.Contains(errb.String(), want) || !strings.Contains(errb.String(), "no such file") {
+			t.Errorf("%s, group key missing: exit %d, stderr %q, want exit 2 and %q", cmd, code, errb.String(), want)
+		}
+	}
+}

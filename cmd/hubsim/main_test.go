@@ -27,7 +27,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"extra argument", []string{"serve"}, "unexpected argument"},
 		{"bad log level", []string{"-log-level", "loud"}, "-log-level"},
 		{"missing registry", []string{"-registry", filepath.Join(dir, "none.yaml")}, "no such file"},
-		{"bad registry", []string{"-registry", bad}, "field colour not found"},
+		{"bad registry", []string{"-registry", bad}, "line 5: colour: unknown key"},
 		{"no hubs", []string{"-hubs", "0"}, "-hubs: must be 1-100"},
 		{"enrollments without dps", []string{"-registry", enr}, "enrollments: need -dps"},
 		{"bad enrollment", []string{"-dps", "-hubs", "2", "-registry", enr}, "enrollments[1].hubs[0]: must be a hub number 1-2 (got 3)"},
@@ -201,5 +201,28 @@ func TestRunFleet(t *testing.T) {
 	}
 	if n := strings.Count(errOut.String(), "msg=\"hubsim stopped\""); n != 3 || !strings.Contains(errOut.String(), "hubsim dps stopped") {
 		t.Errorf("stop lines: %d in\n%s", n, errOut.String())
+	}
+}
+
+// TestRegistryDecodeErrors: an unknown key or a wrong type names the file
+// and the line, in the file's words rather than the decoder's Go types.
+func TestRegistryDecodeErrors(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "reg.yaml")
+	os.WriteFile(f, []byte("devices:\n  - id: a\n    primry_key: x\n    modules: foo\nenrollments:\n  - group: g\n    alocation: static\n"), 0o644)
+	_, err := loadRegistry(f, 1, true)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		f + ": line 3: primry_key: unknown key",
+		f + ": line 4: cannot unmarshal !!str `foo` into a list",
+		f + ": line 7: alocation: unknown key",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "main.") {
+		t.Errorf("error shows Go type names:\n%v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/hubsim"
@@ -47,6 +48,20 @@ type registryDevice struct {
 	Modules             []string      `yaml:"modules"`
 }
 
+// yamlFault rewrites the YAML decoder's messages without Go type names:
+// "field x not found in type main.registryDevice" reads "x: unknown key",
+// "into []main.registryDevice" "into a list", "into main.registryFile" "into
+// a mapping", "into edgegw.Secret" "into a string".
+var yamlFault = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`field (\S+) not found in type \S+`), "$1: unknown key"},
+	{regexp.MustCompile(` into edgegw\.Secret$`), " into a string"},
+	{regexp.MustCompile(` into \[\]\S+$`), " into a list"},
+	{regexp.MustCompile(` into main\.\S+$`), " into a mapping"},
+}
+
 // loadRegistry reads and validates a registry file; errors name the file
 // and the field.
 func loadRegistry(name string, hubs int, dps bool) (*registryFile, error) {
@@ -58,7 +73,19 @@ func loadRegistry(name string, hubs int, dps bool) (*registryFile, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&r); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		// One line per fault, without the decoder's Go type names.
+		var errs []error
+		for _, m := range te.Errors {
+			for _, f := range yamlFault {
+				m = f.re.ReplaceAllString(m, f.with)
+			}
+			errs = append(errs, fmt.Errorf("%s: %s", name, m))
+		}
+		return nil, errors.Join(errs...)
 	}
 	if err := r.Validate(hubs, dps); err != nil {
 		// Name the file on every line.
