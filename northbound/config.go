@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -186,6 +188,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Port < 1 || c.Port > 65535 {
 		add("port", "must be 1-65535 (got %d)", c.Port)
+	}
+	if c.Address != "" {
+		host, port, err := net.SplitHostPort(c.Address)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			add("address", "must be host:port, the address to dial instead of host:port (got %q)", c.Address)
+		}
 	}
 	if c.Transport != TransportMQTT && c.Transport != TransportWebSocket {
 		add("transport", "must be %q or %q (got %q)", TransportMQTT, TransportWebSocket, c.Transport)

@@ -46,6 +46,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Profile = "aws" }, `profile: must be "azure-iothub" or "mqtt" (got "aws")`},
 		{func(c *Config) { c.Host = "mqtts://x" }, "host: must be a host name"},
 		{func(c *Config) { c.Port = 70000 }, "port: must be 1-65535 (got 70000)"},
+		{func(c *Config) { c.Address = "nope" }, `address: must be host:port, the address to dial instead of host:port (got "nope")`},
+		{func(c *Config) { c.Address = "127.0.0.1:0" }, "address: must be host:port"},
 		{func(c *Config) { c.Transport = "quic" }, "transport: must be"},
 		{func(c *Config) { c.ConnectRate = -1 }, "connect_rate: must be > 0 (got -1)"},
 		{func(c *Config) { c.BackoffMax = time.Millisecond }, "backoff_max: must be >= backoff_min"},
