@@ -114,9 +114,10 @@ func build(root, dist, arch, version string) (string, error) {
 		Maintainer:    "edgegw project <edgegw@users.noreply.github.com>",
 		Homepage:      "https://github.com/edgegw/edgegw",
 		Description: "edge protocol gateway to Azure IoT Hub or any MQTT broker\n" +
-			"Collects data from MQTT devices, Modbus TCP/RTU and serial sensors on a\n" +
-			"plant's LAN, keeps it durably on disk and forwards it over one\n" +
-			"authenticated MQTT connection per device identity; commands travel back.",
+			"Collects data from MQTT devices, Modbus TCP/RTU, OPC UA servers and\n" +
+			"serial sensors on a plant's LAN, keeps it durably on disk and forwards\n" +
+			"it over one authenticated MQTT connection per device identity; commands\n" +
+			"travel back.",
 		MTime: time.Now().UTC().Truncate(time.Second),
 		Overridables: nfpm.Overridables{
 			Contents: contents,
