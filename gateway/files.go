@@ -47,10 +47,14 @@ func (c *Config) CheckFiles() (warnings []*edgegw.FieldError, err error) {
 	}
 	for i, ic := range c.Identities {
 		p := "identities[" + strconv.Itoa(i) + "]"
-		if _, err := identity.Load(ic, slog.New(slog.DiscardHandler)); err != nil {
+		if _, err := identity.LoadAll(ic, slog.New(slog.DiscardHandler)); err != nil { // a fleet too
 			add(p, err)
 		}
-		for _, f := range []struct{ path, name string }{{"key_file", ic.KeyFile}, {"cert_key_file", ic.CertKeyFile}} {
+		keyFiles := []struct{ path, name string }{{"key_file", ic.KeyFile}, {"cert_key_file", ic.CertKeyFile}}
+		if ic.DPS != nil {
+			keyFiles = append(keyFiles, struct{ path, name string }{"dps.group_key_file", ic.DPS.GroupKeyFile})
+		}
+		for _, f := range keyFiles {
 			if mode, ok := exposed(f.name); ok {
 				warnings = append(warnings, &edgegw.FieldError{Path: p + "." + f.path,
 					Reason: fmt.Sprintf("%s is readable by group or others (mode %04o): chmod 600 it", f.name, mode)})
