@@ -29,6 +29,7 @@ lint:
 ## cross run the quickstart under qemu-user (cmd/edgegw/arm_test.go)
 unit: cross
 	EDGEGW_CROSS_DIR=$(CURDIR)/dist $(GO) test -race -timeout 25m $(PKGS)
+	cd tools/debpkg && $(GO) test ./...
 
 ## fuzz: a short run of every fuzz target (seeds are committed under testdata/fuzz)
 fuzz:

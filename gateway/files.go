@@ -16,9 +16,10 @@ import (
 // CheckFiles opens every file the config names, as the rooms will when the
 // gateway starts: the hub's CA file, the identities' key files,
 // certificates and certificate keys, each LAN broker's TLS certificate, key
-// and client CA file, and the serial ports marked required. Each file that
-// cannot be used is a *ConfigError (file: path: reason), the fault `edgegw
-// check` and `edgegw run` exit 2 on, before anything starts.
+// and client CA file, each OPC UA adapter's user certificate and key, and
+// the serial ports marked required. Each file that cannot be used is a
+// *ConfigError (file: path: reason), the fault `edgegw check` and `edgegw
+// run` exit 2 on, before anything starts.
 //
 // The warnings are configs that work but expose more than an operator may
 // think: key files readable by group or others, anonymous or plaintext LAN
@@ -73,6 +74,10 @@ func (c *Config) CheckFiles() (warnings []*edgegw.FieldError, err error) {
 			add(p+".serial", s.Serial.CheckFiles())
 		case s.Modbus != nil:
 			add(p+".modbus", s.Modbus.CheckFiles())
+		case s.OPCUA != nil:
+			ws, err := s.OPCUA.CheckFiles()
+			add(p+".opcua", err)
+			warn(p+".opcua", ws...)
 		}
 	}
 	if len(errs) > 0 {

@@ -43,6 +43,18 @@ type runningAdapter struct {
 	done   chan struct{} // closed when Run has returned
 }
 
+// ended reports whether ra's Run has returned while it is still listed as
+// running: an adapter a reload started that failed (a LAN listen address
+// taken).
+func (ra *runningAdapter) ended() bool {
+	select {
+	case <-ra.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // start runs a on a goroutine Run waits for, with a context of its own so
 // that a reload can stop it alone; onFail is told when its Run fails.
 // The adapter's commands and relayed devices are wired to the downlink.
@@ -127,6 +139,11 @@ func (g *Gateway) Reload(ctx context.Context, next *Config) error {
 	_ = sdNotify("RELOADING=1")
 	defer func() { _ = sdNotify("READY=1") }()
 	d := diffConfigs(&g.cfg, next)
+	for _, s := range next.Southbound {
+		if ra := lv.running[s.Name]; ra != nil && ra.ended() {
+			d.restartFailed(s.Name, next)
+		}
+	}
 	eff := d.effective
 	if err := eff.Validate(); err != nil { // next is valid: the old settings kept do not fit it
 		var errs []error
@@ -232,7 +249,7 @@ func (g *Gateway) Reload(ctx context.Context, next *Config) error {
 			r.WatchListening(g.watchListening(lv))
 		}
 		lv.start(a, func(err error) {
-			g.log.Error("an adapter started by a reload failed; it stays stopped until the next reload or restart",
+			g.log.Error("an adapter started by a reload failed; it stays stopped until the next reload starts it again",
 				"adapter", a.name, "err", err)
 		})
 	}

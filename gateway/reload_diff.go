@@ -229,3 +229,18 @@ func changedDevices(cur, next []lanmqtt.User) []string {
 	}
 	return out
 }
+
+// restartFailed makes the adapter name, which a reload started and which
+// failed, start again with all of next's settings: with no connection or
+// session to keep, the settings a LAN broker keeps until a restart apply
+// too (a listen address that was taken can be changed).
+func (d *configDiff) restartFailed(name string, next *Config) {
+	i := slices.IndexFunc(next.Southbound, func(s SouthboundConfig) bool { return s.Name == name })
+	if i < 0 || slices.Contains(d.adapters.added, name) || slices.Contains(d.adapters.changed, name) {
+		return // removed, or started afresh anyway
+	}
+	d.effective.Southbound[i] = next.Southbound[i]
+	d.restart = slices.DeleteFunc(d.restart, func(p string) bool { return p == "southbound."+name+".lanmqtt" })
+	d.users = slices.DeleteFunc(d.users, func(u userChange) bool { return u.adapter == name })
+	d.adapters.changed = append(d.adapters.changed, name)
+}

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/edgegw/edgegw"
 )
 
 // CheckFiles opens the files c names as Run will (the TLS certificate and
-// key, the client CA file) and returns what would keep Run from serving, as
+// key, the client CA file, the CA that tls auto made on an earlier start) and returns what would keep Run from serving, as
 // FieldErrors relative to this config. It also returns warnings about a
 // config that works but exposes more than its operator may think: a key
 // file readable by group or others, anonymous access or plaintext MQTT on
@@ -36,6 +38,16 @@ func (c *Config) CheckFiles() (warnings []*edgegw.FieldError, err error) {
 		if certErr == nil && keyErr == nil {
 			if _, err := tls.X509KeyPair(cert, key); err != nil {
 				errs = append(errs, edgegw.Errorf("tls", "cert_file %s and key_file %s: %v", t.CertFile, t.KeyFile, err))
+			}
+		}
+	}
+	if t := c.TLS; t != nil && t.Auto && t.Dir != "" {
+		// A CA made on an earlier start must still be usable; a missing
+		// one is made when the broker starts.
+		if _, err := os.Stat(filepath.Join(t.Dir, caCertName)); err == nil {
+			ac := &autoCert{dir: t.Dir, now: time.Now}
+			if err := ac.loadCA(); err != nil {
+				errs = append(errs, edgegw.Errorf("tls.dir", "%v", err))
 			}
 		}
 	}

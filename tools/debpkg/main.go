@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -55,14 +56,18 @@ func main() {
 
 // debVersion turns a git describe into a Debian version: v1.2.3 is 1.2.3,
 // v1.2.3-4-gabcdef is 1.2.3.4.gabcdef (after 1.2.3, before 1.2.4), and a
-// bare commit is 0.0.0~git.<commit> (before any release).
+// bare commit is 0.0.0~git.<commit> (before any release), also one that
+// starts with a digit: only a dotted version is a release.
 func debVersion(v string) string {
 	v = strings.ReplaceAll(strings.TrimPrefix(v, "v"), "-", ".")
-	if v == "" || v[0] < '0' || v[0] > '9' {
+	if !release.MatchString(v) {
 		v = "0.0.0~git." + v
 	}
 	return v
 }
+
+// release is how a tagged version starts: digits, a dot, a digit.
+var release = regexp.MustCompile(`^[0-9]+\.[0-9]`)
 
 func build(root, dist, arch, version string) (string, error) {
 	bin, ok := binaries[arch]
@@ -109,9 +114,10 @@ func build(root, dist, arch, version string) (string, error) {
 		Maintainer:    "edgegw project <edgegw@users.noreply.github.com>",
 		Homepage:      "https://github.com/edgegw/edgegw",
 		Description: "edge protocol gateway to Azure IoT Hub or any MQTT broker\n" +
-			"Collects data from MQTT devices, Modbus TCP/RTU and serial sensors on a\n" +
-			"plant's LAN, keeps it durably on disk and forwards it over one\n" +
-			"authenticated MQTT connection per device identity; commands travel back.",
+			"Collects data from MQTT devices, Modbus TCP/RTU, OPC UA servers and\n" +
+			"serial sensors on a plant's LAN, keeps it durably on disk and forwards\n" +
+			"it over one authenticated MQTT connection per device identity; commands\n" +
+			"travel back.",
 		MTime: time.Now().UTC().Truncate(time.Second),
 		Overridables: nfpm.Overridables{
 			Contents: contents,
