@@ -16,7 +16,8 @@ import (
 // CheckFiles opens every file the config names, as the rooms will when the
 // gateway starts: the hub's CA file, the identities' key files,
 // certificates and certificate keys, each LAN broker's TLS certificate, key
-// and client CA file, and the serial ports marked required. Each file that
+// and client CA file, the serial ports marked required, and OPC UA user
+// certificates and keys. Each file that
 // cannot be used is a *ConfigError (file: path: reason), the fault `edgegw
 // check` and `edgegw run` exit 2 on, before anything starts.
 //
@@ -67,6 +68,8 @@ func (c *Config) CheckFiles() (warnings []*edgegw.FieldError, err error) {
 			add(p+".serial", s.Serial.CheckFiles())
 		case s.Modbus != nil:
 			add(p+".modbus", s.Modbus.CheckFiles())
+		case s.OPCUA != nil:
+			add(p+".opcua", s.OPCUA.CheckFiles())
 		}
 	}
 	if len(errs) > 0 {
