@@ -39,8 +39,11 @@ type Node struct {
 	Type   string
 	Length int
 	Access string
-	// Methods: input and output arguments as name and type.
+	// Methods: input and output arguments as name and type (an array
+	// argument's type ends in "[]"); ArgsError says why they could not be
+	// read (the listing goes on without them).
 	Inputs, Outputs []Argument
+	ArgsError       string
 }
 
 // Argument is a method argument.
@@ -131,7 +134,13 @@ func (b *browser) walk(ctx context.Context, parent *ua.NodeID, depth, maxDepth i
 		if n.Class == "Method" {
 			in, outs, err := b.arguments(ctx, node)
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				// A server may hide a method's arguments from this user:
+				// the method is listed without them.
+				(*out)[i].ArgsError = err.Error()
+				continue
 			}
 			(*out)[i].Inputs, (*out)[i].Outputs = in, outs
 			continue
@@ -234,6 +243,9 @@ func (b *browser) arguments(ctx context.Context, m *ua.NodeID) (in, out []Argume
 				if arg.DataType != nil {
 					t = dataTypeName(arg.DataType)
 				}
+				if arg.ValueRank >= 0 { // one or more dimensions
+					t += "[]"
+				}
 				*dst = append(*dst, Argument{Name: arg.Name, Type: t})
 			}
 		}
@@ -289,6 +301,10 @@ func Snippet(w io.Writer, device string, nodes []Node) {
 	var ms []string
 	for _, n := range nodes {
 		if n.Class != "Method" {
+			continue
+		}
+		if n.ArgsError != "" {
+			skipped = append(skipped, fmt.Sprintf("%s (method %s: arguments unreadable)", n.NodeID, n.BrowseName))
 			continue
 		}
 		ok := true
