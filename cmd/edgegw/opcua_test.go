@@ -93,6 +93,15 @@ func TestOPCUABrowse(t *testing.T) {
 		}
 	}
 
+	// A node the server does not have is an error, not an empty list.
+	out.Reset()
+	errb.Reset()
+	args = []string{"opcua", "browse", "-endpoint", srv.Endpoint, "-node", "ns=1;s=Boiler.Nope", "-pki", pki}
+	if code := run(args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "ns=1;s=Boiler.Nope") ||
+		!strings.Contains(errb.String(), "BadNodeIDUnknown") {
+		t.Errorf("unknown node: exit %d, stdout %q, stderr %q; want exit 1 naming the node and BadNodeIDUnknown", code, out.String(), errb.String())
+	}
+
 	// A secure policy needs the server's certificate trusted: refused
 	// first (exit 1, naming the thumbprint), then accepted by thumbprint.
 	pemData, err := os.ReadFile(srv.CertFile())

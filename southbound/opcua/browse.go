@@ -88,6 +88,11 @@ func Browse(ctx context.Context, opts BrowseOptions) ([]Node, error) {
 		return nil, err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
+	// A browse of a node the server does not have answers no references,
+	// not an error: ask for the node itself first.
+	if _, err := c.Node(start).NodeClass(ctx); err != nil {
+		return nil, fmt.Errorf("node %s: %w", formatNodeID(start), err)
+	}
 	b := &browser{c: c}
 	var out []Node
 	if err := b.walk(ctx, start, 1, opts.Depth, &out); err != nil {
