@@ -110,6 +110,9 @@ func runOPCUA(args []string, stdout, stderr io.Writer) int {
 		}
 		if n.Class == "Method" {
 			typ = "(" + args2(n.Inputs) + ") -> (" + args2(n.Outputs) + ")"
+			if n.ArgsError != "" {
+				typ = "(arguments unreadable: " + n.ArgsError + ")"
+			}
 		}
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\n", strings.Repeat("  ", n.Depth-1), n.NodeID, n.BrowseName, n.Class, typ, n.Access)
 	}

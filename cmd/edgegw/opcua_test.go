@@ -74,6 +74,34 @@ func TestOPCUABrowse(t *testing.T) {
 		t.Errorf("snippet has %d points", n)
 	}
 
+	// The server's own object: a method whose arguments this user may not
+	// read (node-opcua hides PublishSubscribe's AddConnection from an
+	// anonymous user) is listed without them and left out of the snippet,
+	// instead of failing the whole listing; array arguments show as such.
+	out.Reset()
+	errb.Reset()
+	args = []string{"opcua", "browse", "-endpoint", srv.Endpoint, "-node", "i=2253", "-depth", "2", "-pki", pki, "-snippet", "server"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("server object: exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{
+		"(SubscriptionId uint32) -> (ServerHandles uint32[], ClientHandles uint32[])",
+		"0:AddConnection", "(arguments unreadable: ", "# left out: i=17366 (method 0:AddConnection: arguments unreadable)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("server object: output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// A node the server does not have is an error, not an empty list.
+	out.Reset()
+	errb.Reset()
+	args = []string{"opcua", "browse", "-endpoint", srv.Endpoint, "-node", "ns=1;s=Boiler.Nope", "-pki", pki}
+	if code := run(args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "ns=1;s=Boiler.Nope") ||
+		!strings.Contains(errb.String(), "BadNodeIDUnknown") {
+		t.Errorf("unknown node: exit %d, stdout %q, stderr %q; want exit 1 naming the node and BadNodeIDUnknown", code, out.String(), errb.String())
+	}
+
 	// A secure policy needs the server's certificate trusted: refused
 	// first (exit 1, naming the thumbprint), then accepted by thumbprint.
 	pemData, err := os.ReadFile(srv.CertFile())

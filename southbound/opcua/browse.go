@@ -39,8 +39,11 @@ type Node struct {
 	Type   string
 	Length int
 	Access string
-	// Methods: input and output arguments as name and type.
+	// Methods: input and output arguments as name and type (an array
+	// argument's type ends in "[]"); ArgsError says why they could not be
+	// read (the listing goes on without them).
 	Inputs, Outputs []Argument
+	ArgsError       string
 }
 
 // Argument is a method argument.
@@ -85,6 +88,11 @@ func Browse(ctx context.Context, opts BrowseOptions) ([]Node, error) {
 		return nil, err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
+	// A browse of a node the server does not have answers no references,
+	// not an error: ask for the node itself first.
+	if _, err := c.Node(start).NodeClass(ctx); err != nil {
+		return nil, fmt.Errorf("node %s: %w", formatNodeID(start), err)
+	}
 	b := &browser{c: c}
 	var out []Node
 	if err := b.walk(ctx, start, 1, opts.Depth, &out); err != nil {
@@ -131,7 +139,13 @@ func (b *browser) walk(ctx context.Context, parent *ua.NodeID, depth, maxDepth i
 		if n.Class == "Method" {
 			in, outs, err := b.arguments(ctx, node)
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				// A server may hide a method's arguments from this user:
+				// the method is listed without them.
+				(*out)[i].ArgsError = err.Error()
+				continue
 			}
 			(*out)[i].Inputs, (*out)[i].Outputs = in, outs
 			continue
@@ -234,6 +248,9 @@ func (b *browser) arguments(ctx context.Context, m *ua.NodeID) (in, out []Argume
 				if arg.DataType != nil {
 					t = dataTypeName(arg.DataType)
 				}
+				if arg.ValueRank >= 0 { // one or more dimensions
+					t += "[]"
+				}
 				*dst = append(*dst, Argument{Name: arg.Name, Type: t})
 			}
 		}
@@ -289,6 +306,10 @@ func Snippet(w io.Writer, device string, nodes []Node) {
 	var ms []string
 	for _, n := range nodes {
 		if n.Class != "Method" {
+			continue
+		}
+		if n.ArgsError != "" {
+			skipped = append(skipped, fmt.Sprintf("%s (method %s: arguments unreadable)", n.NodeID, n.BrowseName))
 			continue
 		}
 		ok := true

@@ -254,3 +254,30 @@ func TestNetworkCutNoDuplicates(t *testing.T) {
 		t.Errorf("firmware passed up %d times, want once", n)
 	}
 }
+
+// TestCutSessionWritesUnavailable: writes in the moments after the
+// connection broke, before the session noticed, fail as the session being
+// gone (ErrUnavailable: 503), whatever the socket said (EOF, a broken pipe,
+// a reset), not as a device fault.
+func TestCutSessionWritesUnavailable(t *testing.T) {
+	srv := boilerServer(t)
+	u, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newCutProxy(t, u.Host)
+	a := newAdapter(t, "opc", Config{Endpoint: "opc.tcp://" + p.l.Addr().String() + u.Path, Keepalive: time.Minute,
+		BackoffMax: time.Minute, Timeout: 5 * time.Second, Devices: firmwareDevice()}, nil)
+	up := &testpeer.Uplink{}
+	testpeer.RunAdapter(t, a, up)
+	waitFor(t, 30*time.Second, "firmware", func() (bool, string) {
+		return latest(up.Readings(), "boiler")["firmware"] == edgegw.String("V1.2"), a.Stats().LastError
+	})
+	p.cut()
+	for i := range 5 {
+		err := a.Execute(t.Context(), edgegw.Action{Device: "boiler", Kind: edgegw.WritePoint, Point: "setpoint", Value: edgegw.Float(51)})
+		if err != nil && !errors.Is(err, southbound.ErrUnavailable) {
+			t.Errorf("write %d after the cut = %v, want ErrUnavailable", i, err)
+		}
+	}
+}

@@ -217,10 +217,15 @@ func (t *trustList) trusted(der []byte) bool {
 }
 
 // reject keeps a refused certificate in <pki>/rejected for an operator to
-// inspect and move to trusted/. It returns the file's path.
+// inspect and move to trusted/, which it creates too: `mv` into a missing
+// trusted would rename the file to "trusted" instead. It returns the file's
+// path.
 func (t *trustList) reject(der []byte) string {
 	dir := filepath.Join(t.dir, "rejected")
 	path := filepath.Join(dir, Thumbprint(der)+".der")
+	if err := os.MkdirAll(filepath.Join(t.dir, "trusted"), 0o700); err != nil {
+		return ""
+	}
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"syscall"
 
 	"github.com/gopcua/opcua/ua"
 
@@ -159,7 +161,9 @@ func requestError(err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ua.StatusBadTimeout), errors.Is(err, ua.StatusBadRequestTimeout):
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
-	case errors.Is(err, io.EOF), errors.Is(err, ua.StatusBadServerNotConnected), errors.Is(err, ua.StatusBadSessionClosed),
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET), // the connection broke
+		errors.Is(err, ua.StatusBadServerNotConnected), errors.Is(err, ua.StatusBadSessionClosed),
 		errors.Is(err, ua.StatusBadSessionIDInvalid), errors.Is(err, ua.StatusBadSecureChannelClosed),
 		errors.Is(err, ua.StatusBadConnectionClosed), errors.Is(err, ua.StatusBadCommunicationError):
 		return fmt.Errorf("%w: %w", southbound.ErrUnavailable, err)
