@@ -20,7 +20,7 @@ import (
 // the serial ports marked required. Each file that cannot be used is a
 // *ConfigError (file: path: reason), the fault `edgegw check` and `edgegw
 // run` exit 2 on, before anything starts.
-
+//
 // The warnings are configs that work but expose more than an operator may
 // think: key files readable by group or others, anonymous or plaintext LAN
 // listeners beyond loopback, LAN passwords stored in plain text. Identity
