@@ -14,7 +14,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"golang.org/x/time/rate"
 )
 
@@ -252,7 +251,7 @@ func (d *DPS) start(ctx context.Context) error {
 		return fmt.Errorf("hubsim dps: https listener: %w", err)
 	}
 	d.srv = d.newBroker()
-	if err := d.srv.AddListener(listeners.NewNet("dps", d.mqttLn)); err != nil {
+	if err := d.srv.AddListener(newNetListener("dps", d.mqttLn)); err != nil {
 		return fmt.Errorf("hubsim dps: %w", err)
 	}
 	if err := d.srv.Serve(); err != nil {
@@ -319,16 +318,7 @@ func (d *DPS) shutdown() {
 		for _, c := range ws {
 			_ = c.Close()
 		}
-		if d.srv != nil {
-			for _, cl := range d.srv.Clients.GetAll() {
-				if !cl.Net.Inline {
-					cl.Stop(errHubClosed)
-				}
-			}
-			_ = d.srv.Close()
-		} else if d.mqttLn != nil {
-			_ = d.mqttLn.Close()
-		}
+		stopBroker(d.srv, d.mqttLn)
 	})
 }
 

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
 // Hub is an IoT Hub emulator. The zero value is usable: set the fields you
@@ -179,7 +178,7 @@ func (h *Hub) start(ctx context.Context) error {
 		return fmt.Errorf("hubsim: https listener: %w", err)
 	}
 	h.srv = h.newBroker()
-	if err := h.srv.AddListener(listeners.NewNet("mqtts", h.mqttLn)); err != nil {
+	if err := h.srv.AddListener(newNetListener("mqtts", h.mqttLn)); err != nil {
 		return fmt.Errorf("hubsim: %w", err)
 	}
 	if err := h.srv.Serve(); err != nil {
@@ -246,16 +245,7 @@ func (h *Hub) shutdown() {
 		for _, c := range ws {
 			_ = c.Close()
 		}
-		if h.srv != nil {
-			for _, cl := range h.srv.Clients.GetAll() {
-				if !cl.Net.Inline {
-					cl.Stop(errHubClosed)
-				}
-			}
-			_ = h.srv.Close()
-		} else if h.mqttLn != nil {
-			_ = h.mqttLn.Close()
-		}
+		stopBroker(h.srv, h.mqttLn)
 	})
 }
 
