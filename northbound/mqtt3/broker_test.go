@@ -119,7 +119,7 @@ func startMochi(t *testing.T, allow bool) *broker {
 		t.Fatal(err)
 	}
 	ln := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(ln); err != nil {
+	if err := srv.AddListener(sweepTCP{ln, srv}); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Serve(); err != nil {
@@ -286,4 +286,23 @@ func pahoPublish(t *testing.T, c paho.Client, topic string, qos byte, payload st
 	if tok := c.Publish(topic, qos, false, payload); !tok.WaitTimeout(wait) || tok.Error() != nil {
 		t.Fatalf("paho publish %s: %v", topic, tok.Error())
 	}
+}
+
+// sweepTCP is mochi's TCP listener whose Close disconnects the clients
+// from one copy of the client map: mochi v2.7.9's own sweep read-locks it
+// twice and deadlocks when a client ends in between (mochi-mqtt/server
+// issue 488).
+type sweepTCP struct {
+	*listeners.TCP
+	srv *mochi.Server
+}
+
+func (l sweepTCP) Close(listeners.CloseFn) {
+	l.TCP.Close(func(id string) {
+		for _, cl := range l.srv.Clients.GetAll() {
+			if cl.Net.Listener == id && !cl.Closed() {
+				_ = l.srv.DisconnectClient(cl, mpackets.ErrServerShuttingDown)
+			}
+		}
+	})
 }
