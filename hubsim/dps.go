@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -258,9 +260,9 @@ func (d *DPS) start(ctx context.Context) error {
 		return fmt.Errorf("hubsim dps: serve mqtt: %w", err)
 	}
 	d.httpSrv = &http.Server{Handler: d.httpHandler(), ErrorLog: slogErrorLog(d.log)}
-	d.goFunc(func() { _ = d.httpSrv.Serve(d.httpLn) })
-	d.goFunc(d.persistLoop)
-	d.goFunc(func() {
+	d.wg.Go(func() { _ = d.httpSrv.Serve(d.httpLn) })
+	d.wg.Go(d.persistLoop)
+	d.wg.Go(func() {
 		select {
 		case <-ctx.Done():
 			d.shutdown()
@@ -269,14 +271,6 @@ func (d *DPS) start(ctx context.Context) error {
 	})
 	d.log.Info("hubsim dps listening", "mqtt", d.MQTTAddress(), "https", d.HTTPAddress(), "id_scope", d.IDScope, "hubs", len(d.Hubs))
 	return nil
-}
-
-func (d *DPS) goFunc(f func()) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		f()
-	}()
 }
 
 // Close stops the listeners, closes every connection, saves the state
@@ -302,23 +296,9 @@ func (d *DPS) shutdown() {
 	d.closeOnce.Do(func() {
 		d.mu.Lock()
 		d.closed = true
-		ws := make([]net.Conn, 0, len(d.wsConns))
-		for c := range d.wsConns {
-			ws = append(ws, c)
-		}
+		ws := slices.Collect(maps.Keys(d.wsConns))
 		d.mu.Unlock()
-		if d.cancel != nil {
-			d.cancel()
-		}
-		if d.httpSrv != nil {
-			_ = d.httpSrv.Close()
-		} else if d.httpLn != nil {
-			_ = d.httpLn.Close()
-		}
-		for _, c := range ws {
-			_ = c.Close()
-		}
-		stopBroker(d.srv, d.mqttLn)
+		stopEndpoints(d.cancel, d.httpSrv, d.httpLn, ws, d.srv, d.mqttLn)
 	})
 }
 

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -185,9 +187,9 @@ func (h *Hub) start(ctx context.Context) error {
 		return fmt.Errorf("hubsim: serve mqtt: %w", err)
 	}
 	h.httpSrv = &http.Server{Handler: h.httpHandler(), ErrorLog: slogErrorLog(h.log)}
-	h.goFunc(func() { _ = h.httpSrv.Serve(h.httpLn) })
-	h.goFunc(h.persistLoop)
-	h.goFunc(func() {
+	h.wg.Go(func() { _ = h.httpSrv.Serve(h.httpLn) })
+	h.wg.Go(h.persistLoop)
+	h.wg.Go(func() {
 		select {
 		case <-ctx.Done():
 			h.shutdown()
@@ -196,14 +198,6 @@ func (h *Hub) start(ctx context.Context) error {
 	})
 	h.log.Info("hubsim listening", "mqtt", h.MQTTAddress(), "https", h.HTTPAddress(), "host", h.HostName)
 	return nil
-}
-
-func (h *Hub) goFunc(f func()) {
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		f()
-	}()
 }
 
 // Close stops the listeners, closes every connection, saves state (with a
@@ -229,23 +223,9 @@ func (h *Hub) shutdown() {
 		h.mu.Lock()
 		h.closed = true
 		h.signalLocked()
-		ws := make([]net.Conn, 0, len(h.wsConns))
-		for c := range h.wsConns {
-			ws = append(ws, c)
-		}
+		ws := slices.Collect(maps.Keys(h.wsConns))
 		h.mu.Unlock()
-		if h.cancel != nil {
-			h.cancel()
-		}
-		if h.httpSrv != nil {
-			_ = h.httpSrv.Close()
-		} else if h.httpLn != nil {
-			_ = h.httpLn.Close()
-		}
-		for _, c := range ws {
-			_ = c.Close()
-		}
-		stopBroker(h.srv, h.mqttLn)
+		stopEndpoints(h.cancel, h.httpSrv, h.httpLn, ws, h.srv, h.mqttLn)
 	})
 }
 

@@ -1,7 +1,9 @@
 package hubsim
 
 import (
+	"context"
 	"net"
+	"net/http"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -10,8 +12,8 @@ import (
 // netListener is mochi's Net listener without the client sweep its Close
 // runs: mochi v2.7.9's sweep (closeListenerClients) read-locks the client
 // map twice, and a client ending in between queues for the write lock and
-// deadlocks it (mochi-mqtt/server issue 488). stopBroker stops the clients
-// itself first.
+// deadlocks it (mochi-mqtt/server issue 488). stopEndpoints stops the
+// clients itself first.
 type netListener struct{ *listeners.Net }
 
 func newNetListener(id string, ln net.Listener) netListener {
@@ -20,12 +22,26 @@ func newNetListener(id string, ln net.Listener) netListener {
 
 func (l netListener) Close(listeners.CloseFn) { l.Net.Close(func(string) {}) }
 
-// stopBroker stops every client of srv but the inline one, then srv; with
-// no srv (a start that failed before it) it closes ln.
-func stopBroker(srv *mqtt.Server, ln net.Listener) {
+// stopEndpoints stops what a hub or the DPS serves, in order: its
+// background work (cancel), the HTTPS listener (httpSrv, or httpLn when
+// serving never began), the WebSocket connections, then every MQTT client
+// but the inline one and the broker (or mqttLn when there is no broker,
+// a start that failed before it).
+func stopEndpoints(cancel context.CancelFunc, httpSrv *http.Server, httpLn net.Listener, ws []net.Conn, srv *mqtt.Server, mqttLn net.Listener) {
+	if cancel != nil {
+		cancel()
+	}
+	if httpSrv != nil {
+		_ = httpSrv.Close()
+	} else if httpLn != nil {
+		_ = httpLn.Close()
+	}
+	for _, c := range ws {
+		_ = c.Close()
+	}
 	if srv == nil {
-		if ln != nil {
-			_ = ln.Close()
+		if mqttLn != nil {
+			_ = mqttLn.Close()
 		}
 		return
 	}
