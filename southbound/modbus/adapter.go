@@ -58,7 +58,7 @@ func New(name string, cfg Config, log *slog.Logger) (*Adapter, error) {
 	a.st.s.Bus = a.busName
 	for i, dc := range cfg.Devices {
 		d := &device{idx: i, name: dc.Name, unit: dc.Unit, poll: dc.Poll, points: map[string]*point{},
-			logLim: limiter{every: time.Minute}}
+			logLim: southbound.LogLimit{Every: time.Minute}}
 		var pts []*point
 		for _, pc := range dc.Points {
 			c, err := newCodec(pc)
@@ -110,29 +110,15 @@ func (a *Adapter) ctxDone() bool { return a.stopping.Load() }
 // submit hands readings to the uplink, one at a time, so that a slow
 // uplink never holds up the bus.
 func (a *Adapter) submit(ctx context.Context, up southbound.Uplink, in <-chan edgegw.Reading) {
-	lim := limiter{every: time.Minute}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case r := <-in:
-			d := a.byName[r.Device]
-			err := up.Submit(ctx, r)
-			if err != nil && ctx.Err() != nil {
-				return
+	southbound.SubmitAll(ctx, up, in, a.log, "modbus", func(r edgegw.Reading, err error) {
+		a.st.device(a.byName[r.Device].idx, func(s *DeviceStats) {
+			if err != nil {
+				s.SubmitErrors++
+			} else {
+				s.Readings++
 			}
-			a.st.device(d.idx, func(s *DeviceStats) {
-				if err != nil {
-					s.SubmitErrors++
-				} else {
-					s.Readings++
-				}
-			})
-			if err != nil && lim.allow(time.Now()) {
-				a.log.Warn("modbus reading not stored", "device", r.Device, "err", err)
-			}
-		}
-	}
+		})
+	})
 }
 
 // Execute writes one point (WritePoint only). The value is converted with

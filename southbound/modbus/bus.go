@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/southbound"
 	gmodbus "github.com/grid-x/modbus"
 )
 
@@ -23,12 +24,12 @@ type bus struct {
 	out chan<- edgegw.Reading
 	tcp bool
 
-	connFails   int       // consecutive failed connects
-	drops       int       // links lost soon after opening, in a row
-	connectedAt time.Time // when the link was last opened
-	timeouts    int       // consecutive timeouts on the bus, any unit
-	connLog     limiter   // rate limit for connect-failure lines
-	dropLog     limiter   // rate limit for dropped-reading lines
+	connFails   int                 // consecutive failed connects
+	drops       int                 // links lost soon after opening, in a row
+	connectedAt time.Time           // when the link was last opened
+	timeouts    int                 // consecutive timeouts on the bus, any unit
+	connLog     southbound.LogLimit // rate limit for connect-failure lines
+	dropLog     southbound.LogLimit // rate limit for dropped-reading lines
 	timer       *time.Timer
 }
 
@@ -44,7 +45,7 @@ func newBus(a *Adapter, l link, out chan<- edgegw.Reading) *bus {
 	pk := l.packager()
 	return &bus{
 		a: a, l: l, pk: pk, cl: gmodbus.NewClient2(pk, l), out: out, tcp: a.cfg.TCP != "",
-		connLog: limiter{every: time.Minute}, dropLog: limiter{every: time.Minute},
+		connLog: southbound.LogLimit{Every: time.Minute}, dropLog: southbound.LogLimit{Every: time.Minute},
 	}
 }
 
@@ -121,7 +122,7 @@ func (b *bus) connect(ctx context.Context) {
 			s.Devices[i].State = "disconnected"
 		}
 	})
-	if b.connLog.allow(time.Now()) {
+	if b.connLog.Allow(time.Now()) {
 		b.a.log.Warn("modbus bus connect failed; retrying with back-off", "bus", b.a.busName,
 			"failures", b.connFails, "err", err)
 	}
@@ -226,18 +227,4 @@ func backoff(base, limit time.Duration, n int) time.Duration {
 	}
 	d = min(d, limit)
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-// limiter lets one log line through per period.
-type limiter struct {
-	every time.Duration
-	last  time.Time
-}
-
-func (l *limiter) allow(now time.Time) bool {
-	if !l.last.IsZero() && now.Sub(l.last) < l.every {
-		return false
-	}
-	l.last = now
-	return true
 }

@@ -27,11 +27,3 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
-
-func TestLimiter(t *testing.T) {
-	l := limiter{every: time.Minute}
-	t0 := time.Unix(1000, 0)
-	if !l.allow(t0) || l.allow(t0.Add(59*time.Second)) || !l.allow(t0.Add(61*time.Second)) {
-		t.Error("limiter lets the wrong lines through")
-	}
-}

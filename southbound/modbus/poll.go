@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/southbound"
 )
 
 // device is one unit on the bus. The fields after the blank line belong
@@ -19,11 +20,11 @@ type device struct {
 	down   atomic.Bool // the unit did not answer its last poll
 
 	reqs       []request
-	next       time.Time // when it is polled next
-	fails      int       // consecutive polls without an answer
-	lastErr    error     // of the last failed request
-	logLim     limiter   // state-change lines: one per minute
-	loggedDown bool      // the last state line said "down"
+	next       time.Time           // when it is polled next
+	fails      int                 // consecutive polls without an answer
+	lastErr    error               // of the last failed request
+	logLim     southbound.LogLimit // state-change lines: one per minute
+	loggedDown bool                // the last state line said "down"
 }
 
 // poll reads every request of d once and hands up the points read. It
@@ -81,7 +82,7 @@ func (b *bus) poll(d *device) {
 	case b.out <- r:
 	default:
 		b.a.st.device(d.idx, func(s *DeviceStats) { s.Dropped++ })
-		if b.dropLog.allow(time.Now()) {
+		if b.dropLog.Allow(time.Now()) {
 			b.a.log.Warn("modbus reading dropped: uplink is behind", "device", d.name)
 		}
 	}
@@ -116,7 +117,7 @@ func (b *bus) schedule(d *device, due time.Time, ok bool) {
 		return
 	}
 	d.fails++
-	if !d.down.Load() && d.logLim.allow(now) {
+	if !d.down.Load() && d.logLim.Allow(now) {
 		b.a.log.Warn("modbus device does not answer; backing off", "device", d.name, "unit", d.unit, "err", d.lastErr)
 		d.loggedDown = true
 	}

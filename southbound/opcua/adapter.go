@@ -158,29 +158,15 @@ func (a *Adapter) Run(ctx context.Context, up southbound.Uplink) error {
 // publish responses, so that values wait in the server's queues instead
 // of being dropped here.
 func (a *Adapter) submit(ctx context.Context, up southbound.Uplink, in <-chan edgegw.Reading) {
-	lim := limiter{every: time.Minute}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case r := <-in:
-			d := a.byName[r.Device]
-			err := up.Submit(ctx, r)
-			if err != nil && ctx.Err() != nil {
-				return
+	southbound.SubmitAll(ctx, up, in, a.log, "opcua", func(r edgegw.Reading, err error) {
+		a.st.device(a.byName[r.Device].idx, func(s *DeviceStats) {
+			if err != nil {
+				s.SubmitErrors++
+			} else {
+				s.Readings++
 			}
-			a.st.device(d.idx, func(s *DeviceStats) {
-				if err != nil {
-					s.SubmitErrors++
-				} else {
-					s.Readings++
-				}
-			})
-			if err != nil && lim.allow(time.Now()) {
-				a.log.Warn("opcua reading not stored", "device", r.Device, "err", err)
-			}
-		}
-	}
+		})
+	})
 }
 
 // current returns the open session's client, or nil.
@@ -195,18 +181,4 @@ func (a *Adapter) setCurrent(c *opcua.Client) {
 	a.client = c
 	a.mu.Unlock()
 	a.st.update(func(s *Stats) { s.Connected = c != nil })
-}
-
-// limiter lets one log line through per period.
-type limiter struct {
-	every time.Duration
-	last  time.Time
-}
-
-func (l *limiter) allow(now time.Time) bool {
-	if !l.last.IsZero() && now.Sub(l.last) < l.every {
-		return false
-	}
-	l.last = now
-	return true
 }

@@ -90,7 +90,7 @@ func (b *batch) add(it *item, dv *ua.DataValue, received time.Time) {
 // flush counts the batch and hands its readings up.
 func (s *session) flush(ctx context.Context, b *batch) bool {
 	a := s.a
-	if b.problem != "" && s.qualityLog.allow(time.Now()) {
+	if b.problem != "" && s.qualityLog.Allow(time.Now()) {
 		a.log.Warn("opcua values left out (counted in stats)", "device", b.dev.name, "first", b.problem)
 	}
 	a.st.device(b.dev.idx, func(d *DeviceStats) {

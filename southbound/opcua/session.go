@@ -14,6 +14,7 @@ import (
 	"github.com/gopcua/opcua/ua"
 
 	"github.com/edgegw/edgegw"
+	"github.com/edgegw/edgegw/southbound"
 )
 
 // ErrUntrusted is a server certificate that is not in the trust list.
@@ -30,16 +31,16 @@ type session struct {
 	userCert []byte          // auth kind certificate
 	userKey  *rsa.PrivateKey // its key
 
-	connLog    limiter
-	qualityLog limiter // Bad values and type mismatches: one line a minute
+	connLog    southbound.LogLimit
+	qualityLog southbound.LogLimit // Bad values and type mismatches: one line a minute
 }
 
 const minBackoff = 250 * time.Millisecond
 
 func (s *session) loop(ctx context.Context) {
 	a := s.a
-	s.connLog = limiter{every: time.Minute}
-	s.qualityLog = limiter{every: time.Minute}
+	s.connLog = southbound.LogLimit{Every: time.Minute}
+	s.qualityLog = southbound.LogLimit{Every: time.Minute}
 	backoff := minBackoff
 	for ctx.Err() == nil {
 		c, err := s.connect(ctx)
@@ -92,7 +93,7 @@ func (s *session) failed(err error) {
 		st.ConnectErrs++
 		st.LastError, st.LastErrorTime, st.LastErrorCleared = err.Error(), time.Now(), time.Time{}
 	})
-	if errors.Is(err, ErrUntrusted) || s.connLog.allow(time.Now()) {
+	if errors.Is(err, ErrUntrusted) || s.connLog.Allow(time.Now()) {
 		a.log.Warn("opcua connect failed", "endpoint", a.cfg.Endpoint, "err", err)
 	}
 }
