@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/edgegw/edgegw"
 	"github.com/edgegw/edgegw/gateway"
 )
 
@@ -32,14 +31,7 @@ func reloadOnHangup(ctx context.Context, gw *gateway.Gateway, path string, hup <
 		log.Info("SIGHUP: reloading the config", "file", path)
 		cfg, err := gateway.LoadFile(path)
 		if err == nil {
-			// Every file the new config names must open, as at start.
-			var warnings []*edgegw.FieldError
-			warnings, err = cfg.CheckFiles()
-			for _, w := range warnings {
-				if !gateway.IdentityWarning(w) {
-					log.Warn("config: "+w.Reason, "file", cfg.File, "path", w.Path)
-				}
-			}
+			err = checkFilesLogged(cfg, log) // every file it names must open, as at start
 		}
 		if err == nil {
 			err = gw.Reload(ctx, cfg)
