@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,39 +75,6 @@ mapping:
         - {kind: call, adapter: opc, device: boiler, method: start, args: [power, duration]}
 `
 
-// hungServer accepts TCP connections and never answers.
-func hungServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return l.Addr().String()
-}
-
 func TestOPCUAEndToEnd(t *testing.T) {
 	srv := testpeer.StartOPCUAServer(t, t.TempDir())
 	pemData, err := os.ReadFile(srv.CertFile())
@@ -121,7 +86,7 @@ func TestOPCUAEndToEnd(t *testing.T) {
 		t.Fatal("server certificate is not PEM")
 	}
 	cfg, err := Parse("opcua-e2e.yaml", fmt.Appendf(nil, opcuaE2EConfig, t.TempDir(), srv.Endpoint,
-		opcua.Thumbprint(block.Bytes), hungServer(t)))
+		opcua.Thumbprint(block.Bytes), testpeer.HungServer(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,40 +82,6 @@ func TestServerRestartMidSubscription(t *testing.T) {
 	}
 }
 
-// blackhole accepts TCP connections and never answers: a server that is
-// there but hung.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return l.Addr().String()
-}
-
 // TestUnreachableServerDoesNotStallOthers: adapters for a hung server and
 // for a closed port keep failing on their own, answer writes with
 // ErrUnavailable at once, and an adapter for a working server delivers
@@ -133,7 +99,7 @@ func TestUnreachableServerDoesNotStallOthers(t *testing.T) {
 			{Name: "firmware", Node: "ns=1;s=Boiler.Firmware", Type: "string"},
 			{Name: "setpoint", Node: "ns=1;s=Boiler.Setpoint", Type: "double", Writable: true}}}}
 	}
-	hung := newAdapter(t, "hung", Config{Endpoint: "opc.tcp://" + blackhole(t) + "/UA", Timeout: time.Second,
+	hung := newAdapter(t, "hung", Config{Endpoint: "opc.tcp://" + testpeer.HungServer(t) + "/UA", Timeout: time.Second,
 		BackoffMax: time.Second, Devices: dev()}, nil)
 	gone := newAdapter(t, "gone", Config{Endpoint: "opc.tcp://" + closedAddr, Timeout: time.Second,
 		BackoffMax: time.Second, Devices: dev()}, nil)
